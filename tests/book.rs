@@ -1,0 +1,26 @@
+//! Runs every Python block of the book, rejects every fence the book does not define, and prints the
+//! summary line. (Rust blocks run as doctests of the root package: `cargo test --doc`.)
+//!
+//! `cargo test --test book -- closures` runs only chapters whose path contains `closures`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::set_current_dir(root).expect("the repository root");
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let chapters: Vec<_> = book_blocks::chapter_files(Path::new("book/src"))
+        .expect("book/src")
+        .into_iter()
+        .filter(|p| filters.is_empty() || filters.iter().any(|f| p.to_string_lossy().contains(f.as_str())))
+        .collect();
+
+    let report = under_the_await::python::check_chapters(&chapters);
+    for failure in &report.failures {
+        println!("\nFAILED {failure}");
+    }
+    println!("\n{}", report.summary);
+    println!("book: {} passed, {} failed", report.passed, report.failures.len());
+    if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
