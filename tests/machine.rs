@@ -124,3 +124,37 @@ fn a_broken_rust_block_fails_with_its_line() {
     assert!(text.contains("broken_rust_md (line 5)"), "{text}");
     assert!(text.contains("assertion `left == right` failed"), "{text}");
 }
+
+/// The text block of the appendix that starts with `prefix`, as the reader sees it.
+fn appendix_text_block(prefix: &str) -> String {
+    let appendix = book_blocks::expand(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/book/src/appendix/testing.md"))).unwrap();
+    let (blocks, _) = book_blocks::parse(&appendix);
+    blocks
+        .into_iter()
+        .find(|b| b.lang == book_blocks::Lang::Text && b.code.starts_with(prefix))
+        .unwrap_or_else(|| panic!("the appendix has no text block starting {prefix:?}"))
+        .code
+}
+
+#[test]
+fn the_appendix_shows_the_failure_the_machine_really_prints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let original = std::fs::read_to_string(root.join("book/src/appendix/testing.md")).unwrap();
+    let broken = original.replacen("```output\n1 2 fizz 4 5 fizz\n```", "```output\n1 2 buzz 4 5 fizz\n```", 1);
+    assert_ne!(broken, original, "the appendix's fizz output block moved");
+    let copy = root.join("target/machine-tests/appendix/book/src/appendix/testing.md");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::write(&copy, broken).unwrap();
+
+    let report = check_chapters(std::slice::from_ref(&copy));
+    assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
+    let printed = format!("FAILED {}\n", report.failures[0]).replace(&format!("{}/", root.join("target/machine-tests/appendix").display()), "");
+    assert_eq!(printed, appendix_text_block("FAILED "));
+}
+
+#[test]
+fn the_appendix_shows_the_real_summary_of_good_md() {
+    let report = check("good.md");
+    let printed = format!("{}\nbook: {} passed, {} failed\n", report.summary, report.passed, report.failures.len());
+    assert_eq!(printed, appendix_text_block("book: "));
+}

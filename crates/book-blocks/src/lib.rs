@@ -200,7 +200,7 @@ pub fn expand(file: &Path) -> Result<Expanded, Problem> {
     for (i, line) in text.lines().enumerate() {
         let here = Origin { file: file.to_path_buf(), line: i + 1 };
         match directive(line) {
-            None => push_line(&mut out, line, here),
+            None => push_line(&mut out, &line.replace("\\{{#", "{{#"), here),
             Some(Err(message)) => return Err(Problem { at: here, message }),
             Some(Ok(spec)) => {
                 let dir = file.parent().unwrap_or(Path::new("."));
@@ -231,8 +231,9 @@ enum Selector {
 }
 
 /// `None` for an ordinary line; `Some(Err)` for a directive we cannot honour.
+/// `\{{#…}}` is mdBook's escape for a directive shown as text.
 fn directive(line: &str) -> Option<Result<IncludeSpec<'_>, String>> {
-    let start = line.find("{{#")?;
+    let start = line.match_indices("{{#").find(|(i, _)| !line[..*i].ends_with('\\'))?.0;
     let trimmed = line.trim();
     if start != line.len() - line.trim_start().len() || !trimmed.ends_with("}}") {
         return Some(Err("an mdBook {{#…}} directive must stand alone on its line".into()));
@@ -488,12 +489,11 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (rust, rust_parts) = self.of(Lang::Rust);
         let (python, python_parts) = self.of(Lang::Python);
-        let rust_compiled = rust - self.count(Lang::Rust, "ignore");
-        let rust_run = self.count(Lang::Rust, "run") + self.count(Lang::Rust, "should_panic");
+        let rust_tested = rust - self.count(Lang::Rust, "ignore");
         let ignored = self.count(Lang::Rust, "ignore") + self.count(Lang::Python, "ignore");
         write!(
             f,
-            "book: {} chapters; rust {rust} blocks ({rust_parts}) — {rust_compiled} compiled and {rust_run} run by rustdoc; \
+            "book: {} chapters; rust {rust} blocks ({rust_parts}) — {rust_tested} tested as rustdoc doctests; \
              python {python} blocks ({python_parts}) — {} executed, {} outputs compared; \
              {} mermaid, {} console, {} text shown; {ignored} ignored",
             self.chapters,
@@ -614,6 +614,8 @@ mod tests {
         assert_eq!(e.text, "# T\n\n```python\nx = 1\ny = 2\n```\n");
         assert_eq!(e.origins[3], Origin { file: dir.join("listing.py"), line: 3 });
         assert!(e.has_includes());
+        fs::write(dir.join("escaped.md"), "mdBook's `\\{{#include}}` as text\n").unwrap();
+        assert_eq!(expand(&dir.join("escaped.md")).unwrap().text, "mdBook's `{{#include}}` as text\n");
         fs::write(dir.join("bad.md"), "{{#playground x.rs}}\n").unwrap();
         assert!(expand(&dir.join("bad.md")).unwrap_err().message.contains("unsupported"));
         fs::write(dir.join("missing.md"), "{{#include listing.py:nope}}\n").unwrap();
