@@ -51,9 +51,12 @@ ensure_mdbook() {
 }
 
 ensure_chromium() {
-    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-        say "installing Debian's chromium and chromium-driver"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    if command -v chromedriver >/dev/null && { command -v chromium || command -v google-chrome; } >/dev/null; then
+        return
     fi
+    say "installing Debian's chromium and chromium-driver"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 }

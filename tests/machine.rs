@@ -145,6 +145,10 @@ fn the_appendix_shows_the_failure_the_machine_really_prints() {
     let copy = root.join("target/machine-tests/appendix/book/src/appendix/testing.md");
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     std::fs::write(&copy, broken).unwrap();
+    let examples = root.join("target/machine-tests/appendix/examples");
+    if !examples.exists() {
+        std::os::unix::fs::symlink(root.join("examples"), examples).unwrap();
+    }
 
     let report = check_chapters(std::slice::from_ref(&copy));
     assert_eq!(report.failures.len(), 1, "{:#?}", report.failures);
@@ -157,4 +161,12 @@ fn the_appendix_shows_the_real_summary_of_good_md() {
     let report = check("good.md");
     let printed = format!("{}\nbook: {} passed, {} failed\n", report.summary, report.passed, report.failures.len());
     assert_eq!(printed, appendix_text_block("book: "));
+}
+
+#[test]
+fn a_failure_in_an_included_listing_names_the_listing_line() {
+    let failure = only_failure("broken_include.md");
+    assert!(failure.contains("broken_include.md:3: python block raised"), "{failure}");
+    assert!(failure.contains("broken_listing.py\", line 7, in <module>"), "{failure}");
+    assert!(failure.contains("broken_listing.py\", line 4, in divide"), "{failure}");
 }

@@ -204,13 +204,30 @@ pub fn expand(file: &Path) -> Result<Expanded, Problem> {
             Some(Err(message)) => return Err(Problem { at: here, message }),
             Some(Ok(spec)) => {
                 let dir = file.parent().unwrap_or(Path::new("."));
-                for (text, origin) in include(&dir.join(spec.path), &spec.selector, &here)? {
+                for (text, origin) in include(&normalize(&dir.join(spec.path)), &spec.selector, &here)? {
                     push_line(&mut out, &text, origin);
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// `book/src/appendix/../../examples/x.py` → `book/examples/x.py`, without touching the file system,
+/// so reported paths stay relative and readable.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn push_line(out: &mut Expanded, line: &str, origin: Origin) {

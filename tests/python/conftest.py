@@ -1,0 +1,36 @@
+"""Shared fixtures for the tests of the whole that run in Python: the package, the rendered book, CI files."""
+
+import functools
+import http.server
+import pathlib
+import threading
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BOOK = ROOT / "target" / "book"
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    """The HTML that `scripts/book --build` wrote; scripts/test builds it before running pytest."""
+    if not (BOOK / "index.html").exists():
+        pytest.fail("target/book is missing: run `scripts/book --build` first (scripts/test does)")
+    return BOOK
+
+
+@pytest.fixture(scope="session")
+def book_url(built_book):
+    """The built book served on 127.0.0.1, on a port the OS picks."""
+    handler = functools.partial(QuietHandler, directory=str(built_book))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
