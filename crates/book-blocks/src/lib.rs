@@ -377,6 +377,12 @@ pub fn parse(chapter: &Expanded) -> (Vec<Block>, Vec<Problem>) {
                         }),
                     },
                     Ok((lang, kind)) => {
+                        if lang == Lang::Rust && code.contains("extern crate ") && !info.contains("noplayground") {
+                            problems.push(Problem {
+                                at: at.clone(),
+                                message: "a block that uses the book's crates needs `noplayground`: the playground cannot see them".into(),
+                            });
+                        }
                         if kind == Kind::Ignore && !has_reason(&lines, line) {
                             problems.push(Problem {
                                 at: at.clone(),
@@ -600,6 +606,14 @@ mod tests {
         let (_, problems) = parse(&expanded(md));
         let lines: Vec<usize> = problems.iter().map(|p| p.at.line).collect();
         assert_eq!(lines, vec![5, 9]);
+    }
+
+    #[test]
+    fn blocks_using_our_crates_stay_off_the_playground() {
+        let md = "```rust\n# extern crate book_blocks;\n```\n\n```rust,noplayground\n# extern crate book_blocks;\n```\n";
+        let (_, problems) = parse(&expanded(md));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].at.line, 1);
     }
 
     #[test]
