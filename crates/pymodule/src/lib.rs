@@ -5,8 +5,13 @@
 //! embedded interpreter before it starts, so that the book's Python blocks can `import mioloop`.
 //! Keeping the module here, not in the cdylib, is what lets both link it.
 //!
-//! The module is a thin skin: each submodule added by a later part of the book wraps a pure-Rust crate
-//! that knows nothing of Python.
+//! The module is a thin skin: each submodule wraps a pure-Rust crate that knows nothing of Python.
+//!
+//! | Python | Rust | chapter |
+//! |---|---|---|
+//! | `mioloop.selectors` | [`selector`] over the `selectors` crate | *Selectors* |
+
+pub mod selector;
 
 /// `import mioloop`: the selector, the event loop, the Future and the offload pool of *Under the Await*.
 #[pyo3::pymodule]
@@ -16,5 +21,38 @@ pub mod mioloop {
     #[pymodule_init]
     fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
         module.add("__version__", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// `mioloop.selectors`: a level-triggered selector over mio, interchangeable with the standard
+    /// library's `selectors.DefaultSelector`.
+    #[pymodule]
+    pub mod selectors {
+        use pyo3::prelude::*;
+
+        #[pymodule_export]
+        use crate::selector::{MioSelector, SelectorMapping};
+
+        #[pymodule_export]
+        const EVENT_READ: u8 = 1;
+
+        #[pymodule_export]
+        const EVENT_WRITE: u8 = 2;
+
+        #[pymodule_init]
+        fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+            let py = module.py();
+            let stdlib = py.import("selectors")?;
+            let selector = py.get_type::<crate::selector::MioSelector>();
+            module.add("SelectorKey", stdlib.getattr("SelectorKey")?)?;
+            module.add("DefaultSelector", &selector)?;
+            // isinstance(MioSelector(), selectors.BaseSelector) and isinstance(get_map(), Mapping)
+            // (BaseSelector.register is the selector method, so ABCMeta's is called explicitly)
+            let abc_register = py.import("abc")?.getattr("ABCMeta")?.getattr("register")?;
+            abc_register.call1((stdlib.getattr("BaseSelector")?, &selector))?;
+            let mapping = py.get_type::<crate::selector::SelectorMapping>();
+            abc_register.call1((py.import("collections.abc")?.getattr("Mapping")?, mapping))?;
+            // so that `import mioloop.selectors` finds the submodule
+            py.import("sys")?.getattr("modules")?.set_item("mioloop.selectors", module)
+        }
     }
 }

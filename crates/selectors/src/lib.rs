@@ -1,0 +1,313 @@
+//! Python's `selectors` API, in Rust, over [mio].
+//!
+//! Taught in the chapter *Selectors* (`book/src/how-async-works/selectors.md`) and used by the chapter
+//! *How an event loop works*; the Python binding is `mioloop.selectors.MioSelector`.
+//!
+//! A [`Selector`] watches file descriptors and reports which are ready, exactly as Python's
+//! `selectors.DefaultSelector` does: [`register`](Selector::register) a descriptor with the events
+//! to watch ([`Events::READ`], [`Events::WRITE`]) and some data, [`select`](Selector::select) to wait,
+//! and get back each ready descriptor's [`Key`] with the events that happened.
+//!
+//! # Level-triggered on top of edge-triggered
+//!
+//! mio registers every descriptor *edge-triggered* (`EPOLLET` on Linux): the kernel reports a
+//! descriptor when it *becomes* ready, once. Python's selectors are *level-triggered*: a descriptor
+//! that is still ready is reported by every `select`, so a program that read only half of the data
+//! waiting on a socket hears about the other half next time.
+//!
+//! The selector turns one into the other by *re-arming*. Every descriptor reported by a wait is
+//! re-registered (`EPOLL_CTL_MOD`) just before the next wait; re-registering makes the kernel look at
+//! the descriptor's readiness again and queue an event if it is still ready. A descriptor that was
+//! drained stays quiet; one that was not is reported again. Descriptors that were never reported
+//! need nothing: the kernel reports their first edge on its own. The cost is one system call per
+//! descriptor reported by the previous wait, never per descriptor registered.
+
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Token};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// The events a descriptor is watched for, or was found ready for: a set of [`Events::READ`] and
+/// [`Events::WRITE`], with the same bit values as Python's `EVENT_READ` (1) and `EVENT_WRITE` (2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Events(u8);
+
+impl Events {
+    /// Readable: data to read, a connection to accept, or the peer hung up.
+    pub const READ: Events = Events(1);
+    /// Writable: room in the send buffer, or a connection attempt finished.
+    pub const WRITE: Events = Events(2);
+    const ALL: u8 = 3;
+
+    /// The events with these bits, or `Error::InvalidEvents` for none or unknown bits.
+    pub fn from_bits(bits: u64) -> Result<Events, Error> {
+        if bits == 0 || bits & !u64::from(Self::ALL) != 0 {
+            return Err(Error::InvalidEvents(bits));
+        }
+        Ok(Events(bits as u8))
+    }
+
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    pub fn contains(self, other: Events) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    fn interest(self) -> Interest {
+        match (self.contains(Events::READ), self.contains(Events::WRITE)) {
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (true, false) => Interest::READABLE,
+            _ => Interest::WRITABLE,
+        }
+    }
+}
+
+impl std::ops::BitOr for Events {
+    type Output = Events;
+    fn bitor(self, other: Events) -> Events {
+        Events(self.0 | other.0)
+    }
+}
+
+impl std::ops::BitAnd for Events {
+    type Output = Events;
+    fn bitand(self, other: Events) -> Events {
+        Events(self.0 & other.0)
+    }
+}
+
+/// What the selector knows about one registered descriptor: Python's `SelectorKey` without the
+/// file object, which belongs to the binding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key<T> {
+    /// The descriptor, also the mio token.
+    pub fd: RawFd,
+    /// The events it is watched for.
+    pub events: Events,
+    /// The caller's data: a callback, a connection, a Python object.
+    pub data: T,
+}
+
+/// Everything a caller can get wrong, each mapped by the Python binding to the exception the
+/// standard library raises for it.
+#[derive(Debug)]
+pub enum Error {
+    /// A negative descriptor (`ValueError`).
+    InvalidFd(RawFd),
+    /// No events, or bits other than READ and WRITE (`ValueError`).
+    InvalidEvents(u64),
+    /// The descriptor is registered already (`KeyError`).
+    AlreadyRegistered(RawFd),
+    /// The descriptor is not registered (`KeyError`).
+    NotRegistered(RawFd),
+    /// The selector was closed (`ValueError` for I/O, `RuntimeError` for look-ups, as in Python).
+    Closed,
+    /// The kernel refused (`OSError`); `ErrorKind::Interrupted` only from [`Selector::wait`].
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidFd(fd) => write!(f, "Invalid file descriptor: {fd}"),
+            Error::InvalidEvents(bits) => write!(f, "Invalid events: {bits}"),
+            Error::AlreadyRegistered(fd) => write!(f, "FD {fd} is already registered"),
+            Error::NotRegistered(fd) => write!(f, "FD {fd} is not registered"),
+            Error::Closed => write!(f, "I/O operation on closed selector"),
+            Error::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error::Io(e)
+    }
+}
+
+/// Watches descriptors for readiness, level-triggered, like Python's `selectors.DefaultSelector`.
+pub struct Selector<T> {
+    /// The kernel's poller (epoll on Linux); `None` once closed.
+    poll: Option<Poll>,
+    /// mio's event buffer, grown to the number of registered descriptors so that one wait can
+    /// report every ready descriptor, as Python's epoll selector does.
+    events: mio::Events,
+    /// Registered descriptors, in descriptor order (Python keeps registration order; the book only
+    /// relies on iteration being deterministic).
+    keys: BTreeMap<RawFd, Key<T>>,
+    /// Descriptors reported by the last wait, to re-arm before the next one (see the crate docs).
+    rearm: Vec<RawFd>,
+}
+
+impl<T> Selector<T> {
+    /// A new selector with its own kernel poller.
+    pub fn new() -> io::Result<Self> {
+        Ok(Selector { poll: Some(Poll::new()?), events: mio::Events::with_capacity(64), keys: BTreeMap::new(), rearm: Vec::new() })
+    }
+
+    fn poll(&self) -> Result<&Poll, Error> {
+        self.poll.as_ref().ok_or(Error::Closed)
+    }
+
+    /// Starts watching `fd` for `events`; the key is returned, as in Python.
+    ///
+    /// The selector does not own the descriptor: closing it stays the caller's job, and a
+    /// descriptor closed while registered should still be unregistered.
+    pub fn register(&mut self, fd: RawFd, events: Events, data: T) -> Result<&Key<T>, Error> {
+        if fd < 0 {
+            return Err(Error::InvalidFd(fd));
+        }
+        if events.is_empty() {
+            return Err(Error::InvalidEvents(0));
+        }
+        let registry = self.poll()?.registry();
+        if self.keys.contains_key(&fd) {
+            return Err(Error::AlreadyRegistered(fd));
+        }
+        registry.register(&mut SourceFd(&fd), Token(fd as usize), events.interest())?;
+        Ok(self.keys.entry(fd).or_insert(Key { fd, events, data }))
+    }
+
+    /// Stops watching `fd` and hands back its key.
+    ///
+    /// If the descriptor was closed in the meantime the kernel has forgotten it already; that is
+    /// not an error, exactly as in Python.
+    pub fn unregister(&mut self, fd: RawFd) -> Result<Key<T>, Error> {
+        let key = self.keys.remove(&fd).ok_or(Error::NotRegistered(fd))?;
+        if let Some(poll) = &self.poll {
+            let _closed_already = poll.registry().deregister(&mut SourceFd(&fd));
+        }
+        Ok(key)
+    }
+
+    /// Changes the events and data of a registered descriptor.
+    ///
+    /// Only a change of events reaches the kernel. If the kernel refuses it, the descriptor is
+    /// unregistered before the error is returned, so the selector never believes in a registration
+    /// the kernel does not have (CPython bpo-30014).
+    pub fn modify(&mut self, fd: RawFd, events: Events, data: T) -> Result<&Key<T>, Error> {
+        if events.is_empty() {
+            return Err(Error::InvalidEvents(0));
+        }
+        let poll = self.poll.as_ref().ok_or(Error::Closed)?;
+        let current = self.keys.get(&fd).ok_or(Error::NotRegistered(fd))?.events;
+        if current != events {
+            if let Err(e) = poll.registry().reregister(&mut SourceFd(&fd), Token(fd as usize), events.interest()) {
+                self.keys.remove(&fd);
+                let _ = poll.registry().deregister(&mut SourceFd(&fd));
+                return Err(e.into());
+            }
+        }
+        let key = self.keys.get_mut(&fd).expect("checked above");
+        key.events = events;
+        key.data = data;
+        Ok(key)
+    }
+
+    /// The key of `fd`, if registered.
+    pub fn get_key(&self, fd: RawFd) -> Option<&Key<T>> {
+        self.keys.get(&fd)
+    }
+
+    /// Every registered key, in descriptor order.
+    pub fn keys(&self) -> impl Iterator<Item = &Key<T>> {
+        self.keys.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.poll.is_none()
+    }
+
+    /// Waits until a registered descriptor is ready or `timeout` passes (`None`: no limit;
+    /// zero: just look) and returns each ready descriptor's key with the events that happened.
+    ///
+    /// A signal that interrupts the wait does not end it: the wait resumes for the time that is
+    /// left, as Python does since PEP 475.
+    pub fn select(&mut self, timeout: Option<Duration>) -> Result<Vec<(&Key<T>, Events)>, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let ready = loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match self.wait(left) {
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
+        Ok(ready.into_iter().filter_map(|(fd, events)| Some((self.keys.get(&fd)?, events))).collect())
+    }
+
+    /// One wait, as [`select`](Self::select) but returning descriptors, and returning
+    /// `ErrorKind::Interrupted` when a signal arrives, so that a caller (the Python binding) can run
+    /// signal handlers before it waits again.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Vec<(RawFd, Events)>, Error> {
+        let poll = self.poll.as_mut().ok_or(Error::Closed)?;
+        for fd in self.rearm.drain(..) {
+            if let Some(key) = self.keys.get(&fd) {
+                // A descriptor closed since the last wait cannot be re-armed; it reports nothing.
+                let _ = poll.registry().reregister(&mut SourceFd(&fd), Token(fd as usize), key.events.interest());
+            }
+        }
+        if self.events.capacity() < self.keys.len() {
+            self.events = mio::Events::with_capacity(self.keys.len().next_power_of_two());
+        }
+        poll.poll(&mut self.events, timeout)?;
+
+        let mut ready = Vec::new();
+        for event in self.events.iter() {
+            let fd = event.token().0 as RawFd;
+            let Some(key) = self.keys.get(&fd) else { continue };
+            // Hang-ups and errors wake both directions, as Python's epoll selector reports them.
+            let mut happened = Events::default();
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                happened = happened | Events::READ;
+            }
+            if event.is_writable() || event.is_write_closed() || event.is_error() {
+                happened = happened | Events::WRITE;
+            }
+            let happened = happened & key.events;
+            self.rearm.push(fd);
+            if !happened.is_empty() {
+                ready.push((fd, happened));
+            }
+        }
+        Ok(ready)
+    }
+
+    /// Closes the kernel poller and hands back every key (their data is the caller's to drop).
+    /// Closing twice is harmless.
+    pub fn close(&mut self) -> Vec<Key<T>> {
+        self.poll = None;
+        self.rearm.clear();
+        std::mem::take(&mut self.keys).into_values().collect()
+    }
+
+    /// The poller's own descriptor (Python's `fileno()`), or `Error::Closed`.
+    pub fn fileno(&self) -> Result<RawFd, Error> {
+        Ok(self.poll()?.as_raw_fd())
+    }
+}
