@@ -1,10 +1,12 @@
 """The companion package as a reader gets it: `pip install ./crates/mioloop` in a fresh virtual environment."""
 
+import ast
+import importlib
 import os
-import pathlib
 import subprocess
-import sys
 import venv
+
+import pytest
 
 from conftest import ROOT
 
@@ -23,10 +25,10 @@ def test_pip_install_in_a_fresh_venv_then_import(tmp_path):
     probe = (
         "import importlib.resources, mioloop; "
         "files = importlib.resources.files('mioloop'); "
-        "print(mioloop.__version__, (files / 'py.typed').is_file(), (files / '__init__.pyi').is_file())"
+        "print(mioloop.__version__, *((files / name).is_file() for name in ('py.typed', '__init__.pyi', 'selectors.pyi')))"
     )
     shown = subprocess.run([python, "-c", probe], check=True, capture_output=True, text=True).stdout.split()
-    assert shown == [workspace_version(), "True", "True"]
+    assert shown == [workspace_version(), "True", "True", "True"]
 
 
 def workspace_version():
@@ -36,13 +38,26 @@ def workspace_version():
     raise AssertionError("no version in Cargo.toml")
 
 
-def test_the_stub_declares_what_the_module_has():
-    """Every public name in the stub exists in the module, and the reverse."""
-    import mioloop
+STUBS = ROOT / "crates" / "mioloop" / "python" / "mioloop"
 
-    stub = (ROOT / "crates" / "mioloop" / "mioloop.pyi").read_text()
-    declared = {line.split(":")[0].split("(")[0].removeprefix("def ").strip() for line in stub.splitlines()
-                if line and not line.startswith((" ", '"', "#", "from ", "import "))}
-    # maturin's package __init__ re-exports the extension module, which it also names `mioloop`.
-    present = {name for name in dir(mioloop) if not name.startswith("_")} - {"mioloop"} | {"__version__"}
-    assert declared == present, (declared, present)
+
+def public_names_in_stub(path):
+    """Top-level public names a .pyi declares: definitions, annotations, assignments and re-exports."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.AnnAssign):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets)
+        elif isinstance(node, ast.ImportFrom):
+            names.update(a.asname for a in node.names if a.asname == a.name)  # `import x as x` re-exports
+    return {n for n in names if not n.startswith("_") or n == "__version__"}
+
+
+@pytest.mark.parametrize("stub", sorted(STUBS.glob("*.pyi")), ids=lambda p: p.name)
+def test_each_stub_declares_exactly_what_its_module_has(stub):
+    module = importlib.import_module("mioloop" if stub.stem == "__init__" else f"mioloop.{stub.stem}")
+    present = {n for n in dir(module) if not n.startswith("_")} - {"mioloop"} | {"__version__"} & set(dir(module))
+    assert public_names_in_stub(stub) == present

@@ -4,7 +4,7 @@
 //!
 //! The crate knows nothing of Python or rustdoc; it only reads markdown:
 //!
-//! 1. [`expand`] replaces mdBook's `{{#include file:anchor}}` lines with the lines they name, and keeps,
+//! 1. [`expand`] replaces mdBook's `{{#include file:anchor}}` and `{{#rustdoc_include …}}` lines with the lines they name, and keeps,
 //!    for every line of the result, the file and line it came from ([`Origin`]), so that a failure in an
 //!    included listing is reported where the reader can fix it.
 //! 2. [`parse`] finds every code block with pulldown-cmark and reads its fence words into a [`Block`].
@@ -204,7 +204,7 @@ pub fn expand(file: &Path) -> Result<Expanded, Problem> {
             Some(Err(message)) => return Err(Problem { at: here, message }),
             Some(Ok(spec)) => {
                 let dir = file.parent().unwrap_or(Path::new("."));
-                for (text, origin) in include(&normalize(&dir.join(spec.path)), &spec.selector, &here)? {
+                for (text, origin) in include(&normalize(&dir.join(spec.path)), &spec.selector, spec.hide_rest, &here)? {
                     push_line(&mut out, &text, origin);
                 }
             }
@@ -239,6 +239,8 @@ fn push_line(out: &mut Expanded, line: &str, origin: Origin) {
 struct IncludeSpec<'a> {
     path: &'a str,
     selector: Selector,
+    /// `{{#rustdoc_include}}`: the rest of the file comes along as hidden lines.
+    hide_rest: bool,
 }
 
 enum Selector {
@@ -256,8 +258,14 @@ fn directive(line: &str) -> Option<Result<IncludeSpec<'_>, String>> {
         return Some(Err("an mdBook {{#…}} directive must stand alone on its line".into()));
     }
     let inner = trimmed[3..trimmed.len() - 2].trim();
-    let Some(args) = inner.strip_prefix("include ") else {
-        return Some(Err(format!("unsupported mdBook directive {{{{#{inner}}}}}: only include is tested")));
+    let (hide_rest, args) = match (inner.strip_prefix("include "), inner.strip_prefix("rustdoc_include ")) {
+        (Some(args), _) => (false, args),
+        (_, Some(args)) => (true, args),
+        _ => {
+            return Some(Err(format!(
+                "unsupported mdBook directive {{{{#{inner}}}}}: only include and rustdoc_include are tested"
+            )));
+        }
     };
     let mut parts = args.trim().split(':');
     let path = parts.next().unwrap_or("");
@@ -278,40 +286,52 @@ fn directive(line: &str) -> Option<Result<IncludeSpec<'_>, String>> {
         },
         _ => return Some(Err(format!("cannot read include {args:?}"))),
     };
-    Some(Ok(IncludeSpec { path, selector }))
+    Some(Ok(IncludeSpec { path, selector, hide_rest }))
 }
 
 /// The lines an include names, each with its origin; anchor marker lines are dropped as mdBook does.
-fn include(path: &Path, selector: &Selector, from: &Origin) -> Result<Vec<(String, Origin)>, Problem> {
+///
+/// `{{#rustdoc_include}}` (`hide_rest`) keeps the whole file, with the lines outside the selection
+/// turned into hidden `# ` lines, so a Rust listing shown in parts still compiles as a whole program.
+fn include(path: &Path, selector: &Selector, hide_rest: bool, from: &Origin) -> Result<Vec<(String, Origin)>, Problem> {
     let fail = |message: String| Problem { at: from.clone(), message };
     let text = fs::read_to_string(path).map_err(|e| fail(format!("cannot include {}: {e}", path.display())))?;
-    let numbered = text.lines().enumerate().map(|(i, l)| (l.to_string(), Origin { file: path.to_path_buf(), line: i + 1 }));
     let is_marker = |l: &str| l.contains("ANCHOR:") || l.contains("ANCHOR_END:");
-    let lines: Vec<(String, Origin)> = match selector {
-        Selector::Whole => numbered.filter(|(l, _)| !is_marker(l)).collect(),
-        Selector::Lines(a, b) => {
-            let first = a.unwrap_or(1).max(1);
-            numbered.filter(|(_, o)| o.line >= first && b.is_none_or(|b| o.line <= b)).filter(|(l, _)| !is_marker(l)).collect()
-        }
-        Selector::Anchor(name) => {
-            let (mut inside, mut seen, mut taken) = (false, false, Vec::new());
-            for (l, o) in numbered {
-                if marker_name(&l, "ANCHOR:") == Some(name.as_str()) {
-                    inside = true;
-                    seen = true;
-                } else if marker_name(&l, "ANCHOR_END:") == Some(name.as_str()) {
-                    inside = false;
-                } else if inside && !is_marker(&l) {
-                    taken.push((l, o));
-                }
+    let (mut inside, mut seen) = (false, false);
+    let mut lines = Vec::new(); // (text, origin, selected)
+    for (i, line) in text.lines().enumerate() {
+        let origin = Origin { file: path.to_path_buf(), line: i + 1 };
+        if let Selector::Anchor(name) = selector {
+            if marker_name(line, "ANCHOR:") == Some(name.as_str()) {
+                (inside, seen) = (true, true);
+            } else if marker_name(line, "ANCHOR_END:") == Some(name.as_str()) {
+                inside = false;
             }
-            if !seen {
-                return Err(fail(format!("{} has no ANCHOR: {name}", path.display())));
-            }
-            taken
         }
-    };
-    Ok(dedent(lines))
+        if is_marker(line) {
+            continue;
+        }
+        let selected = match selector {
+            Selector::Whole => true,
+            Selector::Lines(a, b) => origin.line >= a.unwrap_or(1) && b.is_none_or(|b| origin.line <= b),
+            Selector::Anchor(_) => inside,
+        };
+        lines.push((line.to_string(), origin, selected));
+    }
+    if let (Selector::Anchor(name), false) = (selector, seen) {
+        return Err(fail(format!("{} has no ANCHOR: {name}", path.display())));
+    }
+    if hide_rest {
+        return Ok(lines
+            .into_iter()
+            .map(|(l, o, selected)| match (selected, l.is_empty()) {
+                (true, _) => (l, o),
+                (false, true) => ("#".to_string(), o),
+                (false, false) => (format!("# {l}"), o),
+            })
+            .collect());
+    }
+    Ok(dedent(lines.into_iter().filter(|(_, _, selected)| *selected).map(|(l, o, _)| (l, o)).collect()))
 }
 
 fn marker_name<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
@@ -645,6 +665,8 @@ mod tests {
         assert_eq!(e.text, "# T\n\n```python\nx = 1\ny = 2\n```\n");
         assert_eq!(e.origins[3], Origin { file: dir.join("listing.py"), line: 3 });
         assert!(e.has_includes());
+        fs::write(dir.join("whole.md"), "```rust\n{{#rustdoc_include listing.py:body}}\n```\n").unwrap();
+        assert_eq!(expand(&dir.join("whole.md")).unwrap().text, "```rust\n# import os\n    x = 1\n    y = 2\n```\n");
         fs::write(dir.join("escaped.md"), "mdBook's `\\{{#include}}` as text\n").unwrap();
         assert_eq!(expand(&dir.join("escaped.md")).unwrap().text, "mdBook's `{{#include}}` as text\n");
         fs::write(dir.join("bad.md"), "{{#playground x.rs}}\n").unwrap();

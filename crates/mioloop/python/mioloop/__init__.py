@@ -1,0 +1,9 @@
+"""mioloop: the companion package of *Under the Await*.
+
+The selector, the event loop, the Future and the offload pool that the book builds, in Rust.
+Everything lives in the compiled extension `mioloop.mioloop`; this file only re-exports it.
+"""
+
+from .mioloop import __version__, selectors
+
+__all__ = ["__version__", "selectors"]
