@@ -30,6 +30,9 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
+/// The token of the selector's waker: no descriptor has it, so `wait` skips its events.
+const WAKER: Token = Token(usize::MAX);
+
 /// The events a descriptor is watched for, or was found ready for: a set of [`Events::READ`] and
 /// [`Events::WRITE`], with the same bit values as Python's `EVENT_READ` (1) and `EVENT_WRITE` (2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -279,6 +282,9 @@ impl<T> Selector<T> {
 
         let mut ready = Vec::new();
         for event in self.events.iter() {
+            if event.token() == WAKER {
+                continue; // its only job was to end the wait
+            }
             let fd = event.token().0 as RawFd;
             let Some(key) = self.keys.get(&fd) else { continue };
             // Hang-ups and errors wake both directions, as Python's epoll selector reports them.
@@ -304,6 +310,13 @@ impl<T> Selector<T> {
         self.poll = None;
         self.rearm.clear();
         std::mem::take(&mut self.keys).into_values().collect()
+    }
+
+    /// A handle that another thread can use to end the current (or next) wait early: the
+    /// self-pipe of older event loops, as an `eventfd` on Linux. A woken wait reports no descriptor
+    /// for it; it only returns. One per selector.
+    pub fn waker(&self) -> Result<mio::Waker, Error> {
+        Ok(mio::Waker::new(self.poll()?.registry(), WAKER)?)
     }
 
     /// The poller's own descriptor (Python's `fileno()`), or `Error::Closed`.

@@ -261,3 +261,17 @@ fn a_signal_interrupts_wait_and_select_resumes() {
     assert!(start.elapsed() >= timeout, "resumed for the time left: {:?}", start.elapsed());
     signaller.join().unwrap();
 }
+
+#[test]
+fn another_thread_can_end_a_wait_without_a_descriptor() {
+    let mut selector: Selector<()> = Selector::new().unwrap();
+    let waker = selector.waker().unwrap();
+    let wake = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(50));
+        waker.wake().unwrap();
+    });
+    let start = Instant::now();
+    assert_eq!(ready_fds(&mut selector, Some(Duration::from_secs(10))), []);
+    assert!(start.elapsed() < Duration::from_secs(5), "woken, not timed out");
+    wake.join().unwrap();
+}

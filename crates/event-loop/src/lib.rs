@@ -1,0 +1,272 @@
+//! The loop core: a ready queue, a timer heap, a selector wait and a cross-thread waker, with no
+//! opinion about what a callback is.
+//!
+//! Taught in the chapter *The same loop in Rust* (`book/src/build-a-loop/rust-loop.md`); the
+//! executor for Rust futures in [`executor`] runs on it, and later parts host asyncio on it.
+//!
+//! # Design principles
+//!
+//! 1. **The core never runs a callback.** [`Core::turn`] waits, then hands back the turn's work as a
+//!    [`Turn`]; the host runs it with full access to the core. Callbacks can therefore schedule more
+//!    work without fighting a borrow, and a host (a Rust executor, a Python loop) decides what a
+//!    callback *is*: `C` is any type.
+//! 2. **Snapshot the ready queue.** A turn takes exactly the callbacks that were ready when it began;
+//!    what they schedule runs next turn. A callback that reschedules itself forever cannot starve I/O.
+//! 3. **I/O is polled every turn, before timers run.** Even when callbacks or already-due timers are
+//!    waiting, the turn asks the selector (without sleeping), so a loop full of due timers still
+//!    hears its sockets.
+//! 4. **Timers never fire early and keep their order.** A timer is due when its deadline has passed;
+//!    equal deadlines fire in the order they were scheduled. The wait's timeout is the time to the
+//!    next deadline, rounded up, never down.
+//! 5. **Cancelling a timer is cheap.** Cancellation drops the callback at once and leaves a stale
+//!    entry in the heap (lazy deletion); the heap is compacted when stale entries outnumber live ones.
+//! 6. **Other threads wake the loop only when it sleeps.** [`Remote::call_soon_threadsafe`] queues
+//!    under a lock and writes to the waker only if the loop is asleep or about to be, once per batch.
+//! 7. **Level-triggered I/O, looked up late.** A readable descriptor puts [`Job::Readable`] in the
+//!    turn, not a copy of its callback; the host looks the callback up when it runs the job, so a
+//!    reader removed earlier in the same turn does not run.
+//! 8. **Signals do not break the loop.** A wait interrupted by a signal ends the wait early; the turn
+//!    goes on, and the host gets to run its signal handlers.
+
+pub mod executor;
+pub mod net;
+mod timers;
+
+use selectors::{Error as SelectorError, Events, Selector};
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+pub use timers::TimerId;
+use timers::Timers;
+
+/// One piece of work handed to the host by [`Core::turn`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Job<C> {
+    /// A callback: run it.
+    Call(C),
+    /// This descriptor is readable: run its reader, if it still has one ([`Core::reader`]).
+    Readable(RawFd),
+    /// This descriptor is writable: run its writer, if it still has one ([`Core::writer`]).
+    Writable(RawFd),
+}
+
+/// The work of one turn, in asyncio's order: callbacks that were ready, then I/O, then due timers.
+pub type Turn<C> = VecDeque<Job<C>>;
+
+/// The callbacks watching one descriptor.
+struct Watchers<C> {
+    reader: Option<C>,
+    writer: Option<C>,
+}
+
+impl<C> Watchers<C> {
+    fn events(&self) -> Option<Events> {
+        match (&self.reader, &self.writer) {
+            (Some(_), Some(_)) => Some(Events::READ | Events::WRITE),
+            (Some(_), None) => Some(Events::READ),
+            (None, Some(_)) => Some(Events::WRITE),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The loop core. `C` is the host's callback type.
+pub struct Core<C> {
+    /// Callbacks that can run now, in order.
+    ready: VecDeque<C>,
+    /// Callbacks that will be ready at a deadline.
+    timers: Timers<C>,
+    /// Descriptors and their readers and writers; the selector's data.
+    io: Selector<Watchers<C>>,
+    /// Where other threads leave callbacks, and how they wake the wait.
+    remote: Arc<Shared<C>>,
+}
+
+/// The part of the core that other threads reach through a [`Remote`].
+struct Shared<C> {
+    /// Callbacks queued by other threads since the last turn.
+    queue: Mutex<Vec<C>>,
+    /// True while the loop is asleep in the selector, or about to be.
+    sleeping: AtomicBool,
+    /// Ends the wait early (mio's `Waker`, an eventfd on Linux: the notes' self-pipe).
+    waker: mio::Waker,
+    /// How many times the waker was written to: the cost principle 6 keeps low.
+    wakeups: AtomicU64,
+}
+
+/// A handle that lets any thread schedule a callback on the loop and wake it.
+pub struct Remote<C> {
+    shared: Arc<Shared<C>>,
+}
+
+impl<C> Clone for Remote<C> {
+    fn clone(&self) -> Self {
+        Remote { shared: self.shared.clone() }
+    }
+}
+
+impl<C> Remote<C> {
+    /// Queues `callback` to run on the loop thread, waking the loop only if it sleeps.
+    ///
+    /// Many calls during one sleep cost one wake-up: the first caller that finds the loop asleep
+    /// clears the flag and writes to the waker; the others see it cleared.
+    pub fn call_soon_threadsafe(&self, callback: C) -> io::Result<()> {
+        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).push(callback);
+        if self.shared.sleeping.swap(false, Ordering::SeqCst) {
+            self.shared.wakeups.fetch_add(1, Ordering::Relaxed);
+            self.shared.waker.wake()?;
+        }
+        Ok(())
+    }
+}
+
+fn selector_error(e: SelectorError) -> io::Error {
+    match e {
+        SelectorError::Io(e) => e,
+        other => io::Error::new(io::ErrorKind::InvalidInput, other.to_string()),
+    }
+}
+
+impl<C> Core<C> {
+    pub fn new() -> io::Result<Self> {
+        let io = Selector::new()?;
+        let waker = io.waker().map_err(selector_error)?;
+        let remote = Arc::new(Shared { queue: Mutex::new(Vec::new()), sleeping: AtomicBool::new(false), waker, wakeups: AtomicU64::new(0) });
+        Ok(Core { ready: VecDeque::new(), timers: Timers::default(), io, remote })
+    }
+
+    /// A handle for other threads.
+    pub fn remote(&self) -> Remote<C> {
+        Remote { shared: self.remote.clone() }
+    }
+
+    /// Runs `callback` on the next turn (after everything already queued).
+    pub fn call_soon(&mut self, callback: C) {
+        self.ready.push_back(callback);
+    }
+
+    /// Runs `callback` on the first turn after `deadline`.
+    pub fn call_at(&mut self, deadline: Instant, callback: C) -> TimerId {
+        self.timers.insert(deadline, callback)
+    }
+
+    /// Runs `callback` on the first turn after `delay` from now.
+    pub fn call_later(&mut self, delay: Duration, callback: C) -> TimerId {
+        self.call_at(Instant::now() + delay, callback)
+    }
+
+    /// Cancels a timer; returns its callback if it had not fired yet.
+    pub fn cancel(&mut self, timer: TimerId) -> Option<C> {
+        self.timers.cancel(timer)
+    }
+
+    /// Timers scheduled and not yet fired or cancelled.
+    pub fn timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// How many times other threads had to wake the loop.
+    pub fn wakeups(&self) -> u64 {
+        self.remote.wakeups.load(Ordering::Relaxed)
+    }
+
+    /// Callbacks waiting for the next turn.
+    pub fn ready(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Whether anything at all could still happen: ready work, timers or watched descriptors.
+    pub fn has_work(&self) -> bool {
+        !self.ready.is_empty() || self.timers.len() > 0 || !self.io.is_empty()
+    }
+
+    /// Watches `fd` for reading; the turn reports [`Job::Readable`] while it is readable.
+    /// Returns the reader it replaces.
+    pub fn add_reader(&mut self, fd: RawFd, reader: C) -> io::Result<Option<C>> {
+        self.watch(fd, |w| w.reader.replace(reader))
+    }
+
+    /// Watches `fd` for writing; returns the writer it replaces.
+    pub fn add_writer(&mut self, fd: RawFd, writer: C) -> io::Result<Option<C>> {
+        self.watch(fd, |w| w.writer.replace(writer))
+    }
+
+    /// Stops watching `fd` for reading; returns the reader.
+    pub fn remove_reader(&mut self, fd: RawFd) -> io::Result<Option<C>> {
+        self.watch(fd, |w| w.reader.take())
+    }
+
+    /// Stops watching `fd` for writing; returns the writer.
+    pub fn remove_writer(&mut self, fd: RawFd) -> io::Result<Option<C>> {
+        self.watch(fd, |w| w.writer.take())
+    }
+
+    /// The reader of `fd`, if any.
+    pub fn reader(&self, fd: RawFd) -> Option<&C> {
+        self.io.get_key(fd)?.data.reader.as_ref()
+    }
+
+    /// The writer of `fd`, if any.
+    pub fn writer(&self, fd: RawFd) -> Option<&C> {
+        self.io.get_key(fd)?.data.writer.as_ref()
+    }
+
+    /// Applies `change` to the watchers of `fd` and brings the registration in line with it.
+    fn watch(&mut self, fd: RawFd, change: impl FnOnce(&mut Watchers<C>) -> Option<C>) -> io::Result<Option<C>> {
+        let mut watchers = match self.io.unregister(fd) {
+            Ok(key) => key.data,
+            Err(_) => Watchers { reader: None, writer: None },
+        };
+        let previous = change(&mut watchers);
+        if let Some(events) = watchers.events() {
+            self.io.register(fd, events, watchers).map_err(selector_error)?;
+        }
+        Ok(previous)
+    }
+
+    /// One turn of the loop: wait for I/O (at most until the next timer, not at all if work is
+    /// ready), then hand back the ready I/O, the due timers and the callbacks that were ready.
+    pub fn turn(&mut self) -> io::Result<Turn<C>> {
+        let wait = if self.ready.is_empty() { self.timers.until_next(Instant::now()) } else { Some(Duration::ZERO) };
+        let io = self.wait(wait)?;
+        // Principle 2: exactly the callbacks that were ready; whatever they schedule waits a turn.
+        // The order is asyncio's: what was ready, then I/O, then due timers.
+        let mut turn: Turn<C> = self.ready.drain(..).map(Job::Call).collect();
+        turn.extend(io);
+        self.timers.take_due(Instant::now(), |callback| turn.push_back(Job::Call(callback)));
+        Ok(turn)
+    }
+
+    /// The selector wait, with the cross-thread hand-shake around it; returns the I/O jobs.
+    fn wait(&mut self, mut timeout: Option<Duration>) -> io::Result<Vec<Job<C>>> {
+        let shared = &self.remote;
+        if timeout != Some(Duration::ZERO) {
+            // Say we are going to sleep, then look once more: a thread that queued before seeing
+            // the flag has its callback seen here; one that queues after it sees the flag and wakes us.
+            shared.sleeping.store(true, Ordering::SeqCst);
+            if !shared.queue.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+                timeout = Some(Duration::ZERO);
+            }
+        }
+        let result = self.io.wait(timeout);
+        shared.sleeping.store(false, Ordering::SeqCst);
+        let from_threads = std::mem::take(&mut *shared.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        self.ready.extend(from_threads);
+        match result {
+            Ok(ready) => Ok(ready
+                .into_iter()
+                .flat_map(|(fd, events)| {
+                    let read = events.contains(Events::READ).then_some(Job::Readable(fd));
+                    let write = events.contains(Events::WRITE).then_some(Job::Writable(fd));
+                    read.into_iter().chain(write)
+                })
+                .collect()),
+            // Principle 8: a signal ends the wait; the turn goes on without I/O.
+            Err(SelectorError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(Vec::new()),
+            Err(e) => Err(selector_error(e)),
+        }
+    }
+}
