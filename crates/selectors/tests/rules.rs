@@ -269,9 +269,11 @@ fn another_thread_can_end_a_wait_without_a_descriptor() {
     let wake = thread::spawn(move || {
         thread::sleep(Duration::from_millis(50));
         waker.wake().unwrap();
+        // Kept alive until the wait has returned: closing an eventfd takes its queued event with it.
+        waker
     });
     let start = Instant::now();
     assert_eq!(ready_fds(&mut selector, Some(Duration::from_secs(10))), []);
     assert!(start.elapsed() < Duration::from_secs(5), "woken, not timed out");
-    wake.join().unwrap();
+    drop(wake.join().unwrap());
 }
