@@ -1,8 +1,9 @@
 // The loop of the chapter "How an event loop works", in Rust, on the book's `selectors` crate:
 // one thread serves several TCP echo clients at once. Run it with `cargo run --example echo_loop`.
 //
-// Part I has no Rust async yet, so each paused piece of work is written out as a state machine
-// (the chapter "Generators" showed that a generator is one); Part II replaces them with futures.
+// There is no executor for futures on this loop yet, so each paused piece of work is written out
+// as a state machine (the chapter "Generators" showed that a generator is one); the chapter "The
+// same loop in Rust" replaces them with futures.
 
 use selectors::{Events, Selector};
 use std::io::{self, ErrorKind, Read, Write};
