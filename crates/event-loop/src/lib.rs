@@ -109,17 +109,22 @@ impl<C> Clone for Remote<C> {
 }
 
 impl<C> Remote<C> {
+    /// Ends the loop's wait if it sleeps, without queueing anything (asyncio's `_write_to_self`).
+    pub fn wake(&self) -> io::Result<()> {
+        if self.shared.sleeping.swap(false, Ordering::SeqCst) {
+            self.shared.wakeups.fetch_add(1, Ordering::Relaxed);
+            self.shared.waker.wake()?;
+        }
+        Ok(())
+    }
+
     /// Queues `callback` to run on the loop thread, waking the loop only if it sleeps.
     ///
     /// Many calls during one sleep cost one wake-up: the first caller that finds the loop asleep
     /// clears the flag and writes to the waker; the others see it cleared.
     pub fn call_soon_threadsafe(&self, callback: C) -> io::Result<()> {
         self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).push(callback);
-        if self.shared.sleeping.swap(false, Ordering::SeqCst) {
-            self.shared.wakeups.fetch_add(1, Ordering::Relaxed);
-            self.shared.waker.wake()?;
-        }
-        Ok(())
+        self.wake()
     }
 }
 
@@ -230,7 +235,17 @@ impl<C> Core<C> {
     /// One turn of the loop: wait for I/O (at most until the next timer, not at all if work is
     /// ready), then hand back the ready I/O, the due timers and the callbacks that were ready.
     pub fn turn(&mut self) -> io::Result<Turn<C>> {
+        self.turn_within(None)
+    }
+
+    /// A turn whose wait lasts at most `limit` (`Some(Duration::ZERO)`: do not sleep at all, as a
+    /// loop that was asked to stop must not).
+    pub fn turn_within(&mut self, limit: Option<Duration>) -> io::Result<Turn<C>> {
         let wait = if self.ready.is_empty() { self.timers.until_next(Instant::now()) } else { Some(Duration::ZERO) };
+        let wait = match (wait, limit) {
+            (Some(w), Some(l)) => Some(w.min(l)),
+            (w, l) => w.or(l),
+        };
         let io = self.wait(wait)?;
         // Principle 2: exactly the callbacks that were ready; whatever they schedule waits a turn.
         // The order is asyncio's: what was ready, then I/O, then due timers.
@@ -238,6 +253,17 @@ impl<C> Core<C> {
         turn.extend(io);
         self.timers.take_due(Instant::now(), |callback| turn.push_back(Job::Call(callback)));
         Ok(turn)
+    }
+
+    /// Puts the callbacks of a turn that was cut short (an exception escaped the host) back at the
+    /// front of the ready queue, in order, so that nothing scheduled is lost. I/O jobs are dropped:
+    /// level-triggered descriptors are reported again by the next turn.
+    pub fn requeue(&mut self, unfinished: Turn<C>) {
+        for job in unfinished.into_iter().rev() {
+            if let Job::Call(callback) = job {
+                self.ready.push_front(callback);
+            }
+        }
     }
 
     /// The selector wait, with the cross-thread hand-shake around it; returns the I/O jobs.

@@ -197,3 +197,25 @@ fn a_signal_during_the_wait_ends_it_without_an_error() {
     signaller.join().unwrap();
     assert_eq!(core.timers(), 1);
 }
+
+#[test]
+fn a_turn_within_zero_never_sleeps() {
+    let mut core: Core<&str> = Core::new().unwrap();
+    core.call_later(Duration::from_secs(10), "far away");
+    let start = Instant::now();
+    assert!(core.turn_within(Some(Duration::ZERO)).unwrap().is_empty());
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn an_unfinished_turn_is_requeued_in_order_before_new_work() {
+    let mut core = Core::new().unwrap();
+    for name in ["a", "b", "c"] {
+        core.call_soon(name);
+    }
+    let mut turn = core.turn().unwrap();
+    assert_eq!(turn.pop_front(), Some(Job::Call("a"))); // "a" ran, then raised
+    core.call_soon("scheduled by a");
+    core.requeue(turn);
+    assert_eq!(calls(core.turn().unwrap()), ["b", "c", "scheduled by a"]);
+}

@@ -10,7 +10,9 @@
 //! | Python | Rust | chapter |
 //! |---|---|---|
 //! | `mioloop.selectors` | [`selector`] over the `selectors` crate | *Selectors* |
+//! | `mioloop.EventLoop` | [`event_loop`] over the `event-loop` crate, with asyncio's `BaseEventLoop` | *The same loop in Rust* |
 
+pub mod event_loop;
 pub mod selector;
 
 /// `import mioloop`: the selector, the event loop, the Future and the offload pool of *Under the Await*.
@@ -18,9 +20,23 @@ pub mod selector;
 pub mod mioloop {
     use pyo3::prelude::*;
 
+    #[pymodule_export]
+    use crate::event_loop::{EventLoopCore, Handle, TimerHandle};
+
     #[pymodule_init]
     fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
-        module.add("__version__", env!("CARGO_PKG_VERSION"))
+        let py = module.py();
+        module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        // The Python half of EventLoop: asyncio's BaseEventLoop on top of the native core.
+        let namespace = pyo3::types::PyDict::new(py);
+        namespace.set_item("_EventLoopCore", py.get_type::<crate::event_loop::EventLoopCore>())?;
+        namespace.set_item("__name__", "mioloop")?;
+        let source = std::ffi::CString::new(include_str!("event_loop.py")).expect("no NUL in event_loop.py");
+        py.run(&source, Some(&namespace), None)?;
+        for name in ["EventLoop", "new_event_loop", "EventLoopPolicy"] {
+            module.add(name, namespace.get_item(name)?.expect("defined by event_loop.py"))?;
+        }
+        Ok(())
     }
 
     /// `mioloop.selectors`: a level-triggered selector over mio, interchangeable with the standard

@@ -40,7 +40,7 @@ fn to_py_err(error: Error) -> PyErr {
 }
 
 /// `selectors._fileobj_to_fd`: an int, or an object whose `fileno()` returns one.
-fn fileobj_to_fd(fileobj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+pub(crate) fn fileobj_to_fd(fileobj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
     let py = fileobj.py();
     let fd = if fileobj.is_instance_of::<PyInt>() {
         fileobj.clone()

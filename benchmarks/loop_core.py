@@ -1,0 +1,207 @@
+"""How fast is a loop's core? Callbacks, tasks, futures, timers and wake-ups from other threads.
+
+Compares asyncio, uvloop, rloop and mioloop on the same workloads, interleaved in one run (loop A,
+loop B, ..., then again), and prints the median of each with its ratio to asyncio. Absolute numbers
+depend on the machine; ratios measured in one run are what to compare.
+
+    python benchmarks/loop_core.py [--rounds 5] [--quick]
+
+Loops that are not installed are left out (pip install uvloop rloop).
+"""
+
+import argparse
+import asyncio
+import statistics
+import threading
+import time
+
+import mioloop
+
+
+def loop_factories():
+    factories = {"asyncio": asyncio.new_event_loop}
+    try:
+        import uvloop
+
+        factories["uvloop"] = uvloop.new_event_loop
+    except ImportError:
+        pass
+    try:
+        import rloop
+
+        factories["rloop"] = rloop.new_event_loop
+    except ImportError:
+        pass
+    factories["mioloop"] = mioloop.new_event_loop
+    return factories
+
+
+# ---- Workloads: each runs on a fresh loop and returns operations per second --------------------
+
+
+def callbacks(loop, n):
+    """A chain of call_soon: each callback schedules the next."""
+    done = loop.create_future()
+    remaining = n
+
+    def step():
+        nonlocal remaining
+        remaining -= 1
+        if remaining:
+            loop.call_soon(step)
+        else:
+            done.set_result(None)
+
+    start = time.perf_counter()
+    loop.call_soon(step)
+    loop.run_until_complete(done)
+    return n / (time.perf_counter() - start)
+
+
+def tasks(loop, n):
+    """Ten tasks taking turns with asyncio.sleep(0): steps of a task per second."""
+
+    async def worker(steps):
+        for _ in range(steps):
+            await asyncio.sleep(0)
+
+    async def main():
+        await asyncio.gather(*(worker(n // 10) for _ in range(10)))
+
+    start = time.perf_counter()
+    loop.run_until_complete(main())
+    return n / (time.perf_counter() - start)
+
+
+def futures(loop, n):
+    """Create a future, resolve it from a callback, await it."""
+
+    async def main():
+        for _ in range(n):
+            future = loop.create_future()
+            loop.call_soon(future.set_result, None)
+            await future
+
+    start = time.perf_counter()
+    loop.run_until_complete(main())
+    return n / (time.perf_counter() - start)
+
+
+def timers(loop, n):
+    """Schedule n timers over 20 ms and wait until all have fired."""
+    done = loop.create_future()
+    fired = 0
+
+    def fire():
+        nonlocal fired
+        fired += 1
+        if fired == n:
+            done.set_result(None)
+
+    start = time.perf_counter()
+    for i in range(n):
+        loop.call_later(0.02 * i / n, fire)
+    loop.run_until_complete(done)
+    return n / (time.perf_counter() - start)
+
+
+def threadsafe(loop, n, threads=4):
+    """Four threads call call_soon_threadsafe as fast as they can: callbacks received per second."""
+    done = loop.create_future()
+    received = 0
+
+    def receive():
+        nonlocal received
+        received += 1
+        if received == n:
+            done.set_result(None)
+
+    def send():
+        for _ in range(n // threads):
+            loop.call_soon_threadsafe(receive)
+
+    senders = [threading.Thread(target=send) for _ in range(threads)]
+    start = time.perf_counter()
+    for sender in senders:
+        sender.start()
+    loop.run_until_complete(done)
+    elapsed = time.perf_counter() - start
+    for sender in senders:
+        sender.join()
+    return n / elapsed
+
+
+def wake_latency(loop, n, threads=4):
+    """An idle loop woken by four threads, each sending every millisecond: delay to the callback (ms)."""
+    done = loop.create_future()
+    delays = []
+
+    def receive(sent):
+        delays.append(time.perf_counter() - sent)
+        if len(delays) == n:
+            done.set_result(None)
+
+    def send():
+        for _ in range(n // threads):
+            time.sleep(0.001)
+            loop.call_soon_threadsafe(receive, time.perf_counter())
+
+    senders = [threading.Thread(target=send) for _ in range(threads)]
+    for sender in senders:
+        sender.start()
+    loop.run_until_complete(done)
+    for sender in senders:
+        sender.join()
+    delays.sort()
+    return delays[len(delays) // 2] * 1e3, delays[int(len(delays) * 0.99)] * 1e3
+
+
+WORKLOADS = [
+    ("callbacks/s (call_soon chain)", callbacks, 200_000),
+    ("task steps/s (sleep(0))", tasks, 100_000),
+    ("futures/s (create, set, await)", futures, 100_000),
+    ("timers/s (schedule + fire)", timers, 50_000),
+    ("call_soon_threadsafe/s (4 threads)", threadsafe, 100_000),
+]
+
+
+def run_fresh(factory, workload, n):
+    loop = factory()
+    try:
+        return workload(loop, n)
+    finally:
+        loop.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="a tenth of the work, for a smoke test")
+    args = parser.parse_args()
+    factories = loop_factories()
+    scale = 10 if args.quick else 1
+    names = list(factories)
+
+    results = {title: {name: [] for name in names} for title, _, _ in WORKLOADS}
+    latency = {name: [] for name in names}
+    for _ in range(args.rounds):
+        for title, workload, n in WORKLOADS:
+            for name in names:  # interleaved: every loop once per round and workload
+                results[title][name].append(run_fresh(factories[name], workload, n // scale))
+        for name in names:
+            latency[name].append(run_fresh(factories[name], wake_latency, 2000 // scale))
+
+    width = max(len(t) for t, _, _ in WORKLOADS) + 2
+    print(f"{'workload (median of ' + str(args.rounds) + ')':<{width}}" + "".join(f"{n:>20}" for n in names))
+    for title, _, _ in WORKLOADS:
+        medians = {name: statistics.median(values) for name, values in results[title].items()}
+        cells = [f"{medians[n]:>10,.0f} ({medians[n] / medians['asyncio']:4.1f}x)" for n in names]
+        print(f"{title:<{width}}" + "".join(f"{c:>20}" for c in cells))
+    for index, label in ((0, "p50"), (1, "p99")):
+        values = {name: statistics.median(v[index] for v in latency[name]) for name in names}
+        cells = [f"{values[n]:>8.3f} ms ({values[n] / values['asyncio']:4.1f}x)" for n in names]
+        print(f"{'wake-up latency ' + label + ' (lower is better)':<{width}}" + "".join(f"{c:>20}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,462 @@
+//! `mioloop.EventLoop`: asyncio's event loop with its hot paths on the `event-loop` crate's core.
+//!
+//! Taught in the chapter *The same loop in Rust*, measured in *Benchmarks*.
+//!
+//! `_EventLoopCore` (here) holds the core and implements what runs on every callback: `call_soon`,
+//! `call_at`, `call_later`, `call_soon_threadsafe`, `time`, the readers and writers, and `_run_once`,
+//! which waits with the GIL released and runs the turn's handles. `EventLoop` (`event_loop.py`) is a
+//! Python class deriving from it and from asyncio's `BaseEventLoop`, which supplies, unchanged,
+//! everything that runs once per program or per task: `run_forever`, `run_until_complete`, `stop`,
+//! tasks and futures, exception handlers, debug mode, async generator hooks and executors.
+//!
+//! Threads: the loop thread holds the core's mutex during its wait (with the GIL released). Other
+//! threads never wait for that mutex while holding the GIL: they queue through the core's `Remote`,
+//! and a timer cancelled from another thread is only marked (the runner skips it).
+
+use crate::selector::fileobj_to_fd;
+use event_loop::{Core, Job, Remote, TimerId};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use pyo3::{ffi, intern};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+
+/// `time.monotonic()`, which is what asyncio's `loop.time()` returns, from the same clock.
+fn monotonic() -> f64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
+}
+
+/// A scheduled callback: asyncio's `Handle`, with the same methods and the same repr.
+#[pyclass(frozen, subclass, weakref, module = "mioloop")]
+pub struct Handle {
+    /// The callback and its arguments; dropped on `cancel()`, as asyncio does, so that a cancelled
+    /// handle keeps nothing alive.
+    call: Mutex<Option<(Py<PyAny>, Py<PyTuple>)>>,
+    /// The `contextvars.Context` the callback runs in: a copy of the caller's, taken at scheduling.
+    context: Py<PyAny>,
+    cancelled: AtomicBool,
+    /// The loop, for its exception handler.
+    event_loop: Py<PyAny>,
+}
+
+/// A callback scheduled for a time: asyncio's `TimerHandle`.
+#[pyclass(frozen, extends = Handle, module = "mioloop")]
+pub struct TimerHandle {
+    /// The deadline, in loop time.
+    when: f64,
+    /// The core's name for the timer, to cancel it; set once scheduled.
+    timer: Mutex<Option<TimerId>>,
+}
+
+impl Handle {
+    fn new(py: Python<'_>, callback: Py<PyAny>, args: Py<PyTuple>, context: Option<Py<PyAny>>, event_loop: Py<PyAny>) -> PyResult<Self> {
+        let context = match context.filter(|c| !c.is_none(py)) {
+            Some(context) => context,
+            // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
+            None => unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? }.unbind(),
+        };
+        Ok(Handle { call: Mutex::new(Some((callback, args))), context, cancelled: AtomicBool::new(false), event_loop })
+    }
+
+    fn call(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
+        let call = self.call.lock().unwrap_or_else(|e| e.into_inner());
+        call.as_ref().map(|(c, a)| (c.clone_ref(py), a.clone_ref(py)))
+    }
+
+    /// Runs the callback in its context. An exception goes to the loop's exception handler, except
+    /// `SystemExit` and `KeyboardInterrupt`, which propagate and stop the loop, as in asyncio.
+    pub(crate) fn run(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.cancelled.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some((callback, args)) = this.call(py) else { return Ok(()) };
+        let context = this.context.bind(py);
+        // SAFETY: the context object is a contextvars.Context (asyncio passes only those); Enter and
+        // Exit are paired below on every path.
+        if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        let result = callback.bind(py).call1(args.bind(py));
+        // SAFETY: entered above on this thread.
+        if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_instance_of::<PySystemExit>(py) || e.is_instance_of::<PyKeyboardInterrupt>(py) => Err(e),
+            Err(e) => {
+                let source = py.import("asyncio.format_helpers")?.call_method1("_format_callback_source", (&callback, &args))?;
+                let details = PyDict::new(py);
+                details.set_item("message", format!("Exception in callback {source}"))?;
+                details.set_item("exception", e.value(py))?;
+                details.set_item("handle", slf)?;
+                this.event_loop.bind(py).call_method1(intern!(py, "call_exception_handler"), (details,))?;
+                Ok(())
+            }
+        }
+    }
+
+    fn repr_info(&self, py: Python<'_>, class: &str, when: Option<f64>) -> PyResult<String> {
+        let mut info = vec![class.to_string()];
+        if self.cancelled.load(Ordering::Acquire) {
+            info.push("cancelled".into());
+        }
+        if let Some(when) = when {
+            info.push(format!("when={}", when.into_pyobject(py)?.repr()?));
+        }
+        if let Some((callback, args)) = self.call(py) {
+            info.push(py.import("asyncio.format_helpers")?.call_method1("_format_callback_source", (callback, args))?.extract()?);
+        }
+        Ok(format!("<{}>", info.join(" ")))
+    }
+}
+
+#[pymethods]
+impl Handle {
+    /// Prevents the callback from running; idempotent. Works from any thread.
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        let dropped = self.call.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(dropped);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
+        self.context.clone_ref(py)
+    }
+
+    fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Handle::run(slf)
+    }
+
+    #[getter]
+    fn _callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.call(py).map(|(c, _)| c)
+    }
+
+    #[getter]
+    fn _args(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        self.call(py).map(|(_, a)| a)
+    }
+
+    #[getter]
+    fn _cancelled(&self) -> bool {
+        self.cancelled()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        self.repr_info(py, "Handle", None)
+    }
+}
+
+#[pymethods]
+impl TimerHandle {
+    /// The deadline, in the loop's time.
+    fn when(&self) -> f64 {
+        self.when
+    }
+
+    #[getter]
+    fn _when(&self) -> f64 {
+        self.when
+    }
+
+    /// Cancels the callback and, unless the loop is asleep in another thread, its timer (which
+    /// otherwise fires later, and is skipped because it is cancelled).
+    fn cancel(slf: PyRef<'_, Self>) {
+        let py = slf.py();
+        let handle = slf.as_super();
+        handle.cancel();
+        let timer = slf.timer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let (Some(timer), Ok(core)) = (timer, handle.event_loop.bind(py).cast::<EventLoopCore>()) {
+            if let Ok(mut guard) = core.get().core.try_lock() {
+                if let Some(core) = guard.as_mut() {
+                    drop(core.cancel(timer));
+                }
+            }
+        }
+    }
+
+    fn __repr__(slf: PyRef<'_, Self>) -> PyResult<String> {
+        slf.as_super().repr_info(slf.py(), "TimerHandle", Some(slf.when))
+    }
+}
+
+/// The native half of `mioloop.EventLoop`. Not meant to be used on its own.
+#[pyclass(frozen, subclass, module = "mioloop", name = "_EventLoopCore")]
+pub struct EventLoopCore {
+    /// The core; `None` once the loop is closed (dropping it closes its epoll and waker).
+    core: Mutex<Option<Core<Py<Handle>>>>,
+    /// How other threads reach the loop without its mutex.
+    remote: Remote<Py<Handle>>,
+    closed: AtomicBool,
+}
+
+fn closed_error() -> PyErr {
+    PyRuntimeError::new_err("Event loop is closed")
+}
+
+/// asyncio's checks on a callback: coroutines are refused, and so is anything not callable.
+fn check_callback(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
+    if callback.is_callable() {
+        return Ok(());
+    }
+    let py = callback.py();
+    if py.import("asyncio.coroutines")?.call_method1("iscoroutine", (callback,))?.is_truthy()? {
+        return Err(PyTypeError::new_err(format!("coroutines cannot be used with {method}()")));
+    }
+    Err(PyTypeError::new_err(format!("a callable object was expected by {method}(), got {}", callback.repr()?)))
+}
+
+impl EventLoopCore {
+    /// The core, waited for with the GIL released if the loop thread holds it (only another thread
+    /// can find it held: the loop thread holds it while it sleeps).
+    fn lock<'a>(&'a self, py: Python<'_>) -> PyResult<MutexGuard<'a, Option<Core<Py<Handle>>>>> {
+        loop {
+            match self.core.try_lock() {
+                Ok(guard) => return Ok(guard),
+                Err(TryLockError::Poisoned(e)) => return Ok(e.into_inner()),
+                Err(TryLockError::WouldBlock) => py.detach(|| drop(self.core.lock())),
+            }
+        }
+    }
+
+    fn check_open(&self) -> PyResult<()> {
+        if self.closed.load(Ordering::Acquire) { Err(closed_error()) } else { Ok(()) }
+    }
+
+    /// Debug mode adds asyncio's own checks (the calling thread, coroutine functions).
+    fn debug_checks(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
+        let py = slf.py();
+        if slf.getattr(intern!(py, "_debug"))?.is_truthy()? {
+            slf.call_method0(intern!(py, "_check_thread"))?;
+            slf.call_method1(intern!(py, "_check_callback"), (callback, method))?;
+        }
+        Ok(())
+    }
+
+    fn new_handle(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        Py::new(py, Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind())?)
+    }
+
+    /// Schedules `handle` on the ready queue. If the core is busy, the loop thread is in its wait
+    /// (or a moment from it): the handle goes through the remote queue, which wakes the loop.
+    fn schedule(&self, handle: Py<Handle>) -> PyResult<()> {
+        match self.core.try_lock() {
+            Ok(mut guard) => guard.as_mut().ok_or_else(closed_error)?.call_soon(handle),
+            Err(TryLockError::Poisoned(e)) => e.into_inner().as_mut().ok_or_else(closed_error)?.call_soon(handle),
+            Err(TryLockError::WouldBlock) => self.remote.call_soon_threadsafe(handle)?,
+        }
+        Ok(())
+    }
+
+    fn watch(slf: &Bound<'_, Self>, fileobj: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, write: bool) -> PyResult<Py<Handle>> {
+        let this = slf.get();
+        this.check_open()?;
+        let method = if write { "add_writer" } else { "add_reader" };
+        check_callback(callback, method)?;
+        let fd = fileobj_to_fd(fileobj)?;
+        let handle = Self::new_handle(slf, callback, args, None)?;
+        let py = slf.py();
+        let mut guard = this.lock(py)?;
+        let core = guard.as_mut().ok_or_else(closed_error)?;
+        let handle_ref = handle.clone_ref(py);
+        let previous = if write { core.add_writer(fd, handle_ref) } else { core.add_reader(fd, handle_ref) }?;
+        drop(guard);
+        if let Some(previous) = previous {
+            previous.get().cancel();
+        }
+        Ok(handle)
+    }
+
+    fn unwatch(slf: &Bound<'_, Self>, fileobj: &Bound<'_, PyAny>, write: bool) -> PyResult<bool> {
+        let this = slf.get();
+        if this.closed.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let fd = fileobj_to_fd(fileobj)?;
+        let mut guard = this.lock(slf.py())?;
+        let Some(core) = guard.as_mut() else { return Ok(false) };
+        let removed = if write { core.remove_writer(fd) } else { core.remove_reader(fd) }?;
+        drop(guard);
+        Ok(match removed {
+            Some(handle) => {
+                handle.get().cancel();
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// The handle watching `fd`, if it is still there and not cancelled (it is removed if cancelled).
+    fn watcher(&self, py: Python<'_>, fd: RawFd, write: bool) -> PyResult<Option<Py<Handle>>> {
+        let mut guard = self.lock(py)?;
+        let Some(core) = guard.as_mut() else { return Ok(None) };
+        let handle = if write { core.writer(fd) } else { core.reader(fd) }.map(|h| h.clone_ref(py));
+        match handle {
+            Some(h) if h.get().cancelled() => {
+                if write { core.remove_writer(fd) } else { core.remove_reader(fd) }?;
+                Ok(None)
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+#[pymethods]
+impl EventLoopCore {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let core = Core::new()?;
+        let remote = core.remote();
+        Ok(EventLoopCore { core: Mutex::new(Some(core)), remote, closed: AtomicBool::new(false) })
+    }
+
+    /// The loop's clock: `time.monotonic()`.
+    fn time(&self) -> f64 {
+        monotonic()
+    }
+
+    /// Runs `callback(*args)` on the next turn, in `context` (a copy of the current one by default).
+    #[pyo3(signature = (callback, *args, context = None))]
+    fn call_soon(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>) -> PyResult<Py<Handle>> {
+        let this = slf.get();
+        this.check_open()?;
+        check_callback(callback, "call_soon")?;
+        Self::debug_checks(slf, callback, "call_soon")?;
+        let handle = Self::new_handle(slf, callback, args, context)?;
+        this.schedule(handle.clone_ref(slf.py()))?;
+        Ok(handle)
+    }
+
+    /// `call_soon` for other threads: wakes the loop if it sleeps (once per batch).
+    #[pyo3(signature = (callback, *args, context = None))]
+    fn call_soon_threadsafe(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>) -> PyResult<Py<Handle>> {
+        let this = slf.get();
+        this.check_open()?;
+        check_callback(callback, "call_soon_threadsafe")?;
+        if slf.getattr(intern!(slf.py(), "_debug"))?.is_truthy()? {
+            slf.call_method1(intern!(slf.py(), "_check_callback"), (callback, "call_soon_threadsafe"))?;
+        }
+        let handle = Self::new_handle(slf, callback, args, context)?;
+        // Straight onto the ready queue when the loop is not waiting (keeping the order of calls
+        // from all threads, as asyncio's single deque does); through the remote queue when it is.
+        this.schedule(handle.clone_ref(slf.py()))?;
+        Ok(handle)
+    }
+
+    /// Runs `callback(*args)` at loop time `when` (never before).
+    #[pyo3(signature = (when, callback, *args, context = None))]
+    fn call_at(slf: &Bound<'_, Self>, when: Option<f64>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>) -> PyResult<Py<TimerHandle>> {
+        let py = slf.py();
+        let this = slf.get();
+        let when = when.ok_or_else(|| PyTypeError::new_err("when cannot be None"))?;
+        if when.is_nan() {
+            return Err(PyValueError::new_err("when cannot be NaN"));
+        }
+        this.check_open()?;
+        check_callback(callback, "call_at")?;
+        Self::debug_checks(slf, callback, "call_at")?;
+        let handle = Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind())?;
+        let timer = Py::new(py, PyClassInitializer::from(handle).add_subclass(TimerHandle { when, timer: Mutex::new(None) }))?;
+        let delay = (when - monotonic()).max(0.0);
+        let deadline = Duration::try_from_secs_f64(delay).ok().and_then(|d| Instant::now().checked_add(d));
+        let base: Py<Handle> = timer.clone_ref(py).into_bound(py).into_super().unbind();
+        let mut guard = this.lock(py)?;
+        let core = guard.as_mut().ok_or_else(closed_error)?;
+        // A deadline beyond what Instant can hold (`when=inf`) is a timer that never fires.
+        let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
+        let id = core.call_at(deadline, base);
+        *timer.get().timer.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+        Ok(timer)
+    }
+
+    /// Runs `callback(*args)` after `delay` seconds (never before).
+    #[pyo3(signature = (delay, callback, *args, context = None))]
+    fn call_later(slf: &Bound<'_, Self>, delay: Option<f64>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>) -> PyResult<Py<TimerHandle>> {
+        let delay = delay.ok_or_else(|| PyTypeError::new_err("delay must not be None"))?;
+        Self::call_at(slf, Some(monotonic() + delay), callback, args, context)
+    }
+
+    /// Calls `callback(*args)` whenever `fd` is readable (level-triggered), until removed.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn add_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<Py<Handle>> {
+        Self::watch(slf, fd, callback, args, false)
+    }
+
+    /// Calls `callback(*args)` whenever `fd` is writable, until removed.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn add_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<Py<Handle>> {
+        Self::watch(slf, fd, callback, args, true)
+    }
+
+    /// Stops watching `fd` for reading; True if it was watched.
+    fn remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Self::unwatch(slf, fd, false)
+    }
+
+    /// Stops watching `fd` for writing; True if it was watched.
+    fn remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Self::unwatch(slf, fd, true)
+    }
+
+    /// Wakes the loop if it sleeps (asyncio's self-pipe write).
+    fn _write_to_self(&self) -> PyResult<()> {
+        Ok(self.remote.wake()?)
+    }
+
+    /// One turn: wait (GIL released) until something is ready or the next timer is due, then run
+    /// the callbacks that were ready, the ready readers and writers, and the due timers.
+    fn _run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let stopping = slf.getattr(intern!(py, "_stopping"))?.is_truthy()?;
+        let mut jobs = {
+            let mut guard = this.lock(py)?;
+            let core = guard.as_mut().ok_or_else(closed_error)?;
+            py.detach(|| core.turn_within(stopping.then_some(Duration::ZERO)))?
+        };
+        while let Some(job) = jobs.pop_front() {
+            let handle = match job {
+                Job::Call(handle) => handle,
+                Job::Readable(fd) => match this.watcher(py, fd, false)? {
+                    Some(handle) => handle,
+                    None => continue,
+                },
+                Job::Writable(fd) => match this.watcher(py, fd, true)? {
+                    Some(handle) => handle,
+                    None => continue,
+                },
+            };
+            if let Err(e) = Handle::run(handle.bind(py)) {
+                // SystemExit or KeyboardInterrupt: the rest of the turn runs next time.
+                if let Some(core) = this.lock(py)?.as_mut() {
+                    core.requeue(jobs);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every callback and closes the core's descriptors; the Python `close()` calls it.
+    fn _close_core(&self, py: Python<'_>) -> PyResult<()> {
+        self.closed.store(true, Ordering::Release);
+        let core = self.lock(py)?.take();
+        drop(core);
+        Ok(())
+    }
+}

@@ -1,0 +1,15 @@
+"""The benchmark programs run and print their tables (a smoke test at a tenth of the work, one round)."""
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_loop_core_benchmark_prints_a_row_per_workload():
+    out = subprocess.run([sys.executable, ROOT / "benchmarks" / "loop_core.py", "--quick", "--rounds", "1"],
+                         check=True, capture_output=True, text=True, timeout=300).stdout
+    header, *rows = out.strip().splitlines()
+    assert header.split()[-1] == "mioloop" and "asyncio" in header
+    assert len(rows) == 7
+    assert all(row.count("x)") == len(header.split()) - 4 for row in rows), out
