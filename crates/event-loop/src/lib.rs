@@ -277,7 +277,8 @@ impl<C> Core<C> {
                 timeout = Some(Duration::ZERO);
             }
         }
-        let result = self.io.wait(timeout);
+        // Nothing to watch and no reason to sleep: the system call would only say "nothing".
+        let result = if timeout == Some(Duration::ZERO) && self.io.is_empty() { Ok(Vec::new()) } else { self.io.wait(timeout) };
         shared.sleeping.store(false, Ordering::SeqCst);
         let from_threads = std::mem::take(&mut *shared.queue.lock().unwrap_or_else(|e| e.into_inner()));
         self.ready.extend(from_threads);

@@ -427,7 +427,12 @@ impl EventLoopCore {
         let mut jobs = {
             let mut guard = this.lock(py)?;
             let core = guard.as_mut().ok_or_else(closed_error)?;
-            py.detach(|| core.turn_within(stopping.then_some(Duration::ZERO)))?
+            if stopping || core.ready() > 0 {
+                // The wait will not sleep: no need to let go of the GIL for it.
+                core.turn_within(Some(Duration::ZERO))?
+            } else {
+                py.detach(|| core.turn_within(None))?
+            }
         };
         while let Some(job) = jobs.pop_front() {
             let handle = match job {
