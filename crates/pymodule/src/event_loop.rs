@@ -201,7 +201,14 @@ pub struct EventLoopCore {
     /// How other threads reach the loop without its mutex.
     remote: Remote<Py<Handle>>,
     closed: AtomicBool,
+    /// asyncio's `loop._debug` and `loop._stopping`, kept natively (BaseEventLoop reads and writes
+    /// them as attributes; here they are properties), so the hot paths read an atomic, not a dict.
+    debug: AtomicBool,
+    stopping: AtomicBool,
 }
+
+/// How many busy turns one `_run_once` call may run before returning to `run_forever`.
+const TURNS_PER_CALL: usize = 64;
 
 fn closed_error() -> PyErr {
     PyRuntimeError::new_err("Event loop is closed")
@@ -239,7 +246,7 @@ impl EventLoopCore {
     /// Debug mode adds asyncio's own checks (the calling thread, coroutine functions).
     fn debug_checks(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
         let py = slf.py();
-        if slf.getattr(intern!(py, "_debug"))?.is_truthy()? {
+        if slf.get().debug.load(Ordering::Relaxed) {
             slf.call_method0(intern!(py, "_check_thread"))?;
             slf.call_method1(intern!(py, "_check_callback"), (callback, method))?;
         }
@@ -300,6 +307,40 @@ impl EventLoopCore {
         })
     }
 
+    /// One turn; `may_sleep` lets the wait block (with the GIL released) until work arrives.
+    fn turn(&self, py: Python<'_>, may_sleep: bool) -> PyResult<()> {
+        let mut jobs = {
+            let mut guard = self.lock(py)?;
+            let core = guard.as_mut().ok_or_else(closed_error)?;
+            if may_sleep {
+                py.detach(|| core.turn_within(None))?
+            } else {
+                core.turn_within(Some(Duration::ZERO))?
+            }
+        };
+        while let Some(job) = jobs.pop_front() {
+            let handle = match job {
+                Job::Call(handle) => handle,
+                Job::Readable(fd) => match self.watcher(py, fd, false)? {
+                    Some(handle) => handle,
+                    None => continue,
+                },
+                Job::Writable(fd) => match self.watcher(py, fd, true)? {
+                    Some(handle) => handle,
+                    None => continue,
+                },
+            };
+            if let Err(e) = Handle::run(handle.bind(py)) {
+                // SystemExit or KeyboardInterrupt: the rest of the turn runs next time.
+                if let Some(core) = self.lock(py)?.as_mut() {
+                    core.requeue(jobs);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// The handle watching `fd`, if it is still there and not cancelled (it is removed if cancelled).
     fn watcher(&self, py: Python<'_>, fd: RawFd, write: bool) -> PyResult<Option<Py<Handle>>> {
         let mut guard = self.lock(py)?;
@@ -322,7 +363,35 @@ impl EventLoopCore {
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let core = Core::new()?;
         let remote = core.remote();
-        Ok(EventLoopCore { core: Mutex::new(Some(core)), remote, closed: AtomicBool::new(false) })
+        Ok(EventLoopCore {
+            core: Mutex::new(Some(core)),
+            remote,
+            closed: AtomicBool::new(false),
+            debug: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    #[getter]
+    fn _debug(&self) -> bool {
+        self.debug.load(Ordering::Relaxed)
+    }
+
+    #[setter(_debug)]
+    fn set_debug_flag(&self, enabled: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.debug.store(enabled.is_truthy()?, Ordering::Relaxed);
+        Ok(())
+    }
+
+    #[getter]
+    fn _stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    #[setter(_stopping)]
+    fn set_stopping_flag(&self, stopping: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.stopping.store(stopping.is_truthy()?, Ordering::Release);
+        Ok(())
     }
 
     /// The loop's clock: `time.monotonic()`.
@@ -348,7 +417,7 @@ impl EventLoopCore {
         let this = slf.get();
         this.check_open()?;
         check_callback(callback, "call_soon_threadsafe")?;
-        if slf.getattr(intern!(slf.py(), "_debug"))?.is_truthy()? {
+        if this.debug.load(Ordering::Relaxed) {
             slf.call_method1(intern!(slf.py(), "_check_callback"), (callback, "call_soon_threadsafe"))?;
         }
         let handle = Self::new_handle(slf, callback, args, context)?;
@@ -418,40 +487,23 @@ impl EventLoopCore {
         Ok(self.remote.wake()?)
     }
 
-    /// One turn: wait (GIL released) until something is ready or the next timer is due, then run
-    /// the callbacks that were ready, the ready readers and writers, and the due timers.
+    /// What `run_forever` calls in its loop, until `_stopping`: one turn, or several while the loop
+    /// is busy (at most [`TURNS_PER_CALL`]), which saves the Python loop's overhead per turn.
+    ///
+    /// A turn waits (with the GIL released) until something is ready or the next timer is due, then
+    /// runs the callbacks that were ready, the ready readers and writers, and the due timers. After
+    /// a turn that slept, control goes back to Python at once, so that signal handlers run.
     fn _run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let stopping = slf.getattr(intern!(py, "_stopping"))?.is_truthy()?;
-        let mut jobs = {
-            let mut guard = this.lock(py)?;
-            let core = guard.as_mut().ok_or_else(closed_error)?;
-            if stopping || core.ready() > 0 {
-                // The wait will not sleep: no need to let go of the GIL for it.
-                core.turn_within(Some(Duration::ZERO))?
-            } else {
-                py.detach(|| core.turn_within(None))?
+        for _ in 0..TURNS_PER_CALL {
+            if this.stopping.load(Ordering::Acquire) {
+                return this.turn(py, false); // one last turn that must not sleep, as asyncio's
             }
-        };
-        while let Some(job) = jobs.pop_front() {
-            let handle = match job {
-                Job::Call(handle) => handle,
-                Job::Readable(fd) => match this.watcher(py, fd, false)? {
-                    Some(handle) => handle,
-                    None => continue,
-                },
-                Job::Writable(fd) => match this.watcher(py, fd, true)? {
-                    Some(handle) => handle,
-                    None => continue,
-                },
-            };
-            if let Err(e) = Handle::run(handle.bind(py)) {
-                // SystemExit or KeyboardInterrupt: the rest of the turn runs next time.
-                if let Some(core) = this.lock(py)?.as_mut() {
-                    core.requeue(jobs);
-                }
-                return Err(e);
+            let busy = this.lock(py)?.as_ref().ok_or_else(closed_error)?.ready() > 0;
+            this.turn(py, !busy)?;
+            if !busy {
+                return Ok(());
             }
         }
         Ok(())
