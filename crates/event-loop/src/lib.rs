@@ -87,12 +87,14 @@ pub struct Core<C> {
 
 /// The part of the core that other threads reach through a [`Remote`].
 struct Shared<C> {
-    /// Callbacks queued by other threads since the last turn.
-    queue: Mutex<Vec<C>>,
+    /// Callbacks queued by other threads since the last turn; `None` once the core is dropped, so
+    /// that a `Remote` outliving its loop neither keeps callbacks nor a descriptor alive.
+    queue: Mutex<Option<Vec<C>>>,
     /// True while the loop is asleep in the selector, or about to be.
     sleeping: AtomicBool,
-    /// Ends the wait early (mio's `Waker`, an eventfd on Linux: the notes' self-pipe).
-    waker: mio::Waker,
+    /// Ends the wait early (mio's `Waker`, an eventfd on Linux: the notes' self-pipe); locked only
+    /// to wake a sleeping loop, and emptied when the core is dropped.
+    waker: Mutex<Option<mio::Waker>>,
     /// How many times the waker was written to: the cost principle 6 keeps low.
     wakeups: AtomicU64,
 }
@@ -113,7 +115,9 @@ impl<C> Remote<C> {
     pub fn wake(&self) -> io::Result<()> {
         if self.shared.sleeping.swap(false, Ordering::SeqCst) {
             self.shared.wakeups.fetch_add(1, Ordering::Relaxed);
-            self.shared.waker.wake()?;
+            if let Some(waker) = lock(&self.shared.waker).as_ref() {
+                waker.wake()?;
+            }
         }
         Ok(())
     }
@@ -122,9 +126,27 @@ impl<C> Remote<C> {
     ///
     /// Many calls during one sleep cost one wake-up: the first caller that finds the loop asleep
     /// clears the flag and writes to the waker; the others see it cleared.
+    /// Fails with `ErrorKind::NotConnected` once the loop's core is gone (the callback is dropped).
     pub fn call_soon_threadsafe(&self, callback: C) -> io::Result<()> {
-        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).push(callback);
+        match lock(&self.shared.queue).as_mut() {
+            Some(queue) => queue.push(callback),
+            None => return Err(io::Error::new(io::ErrorKind::NotConnected, "the event loop is closed")),
+        }
         self.wake()
+    }
+}
+
+/// A mutex's content, even if a thread panicked while holding it (the data stays consistent: every
+/// critical section here is a push, a take or a wake).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<C> Drop for Core<C> {
+    fn drop(&mut self) {
+        // Callbacks queued from other threads are dropped with the core, and the waker is closed.
+        drop(lock(&self.remote.queue).take());
+        drop(lock(&self.remote.waker).take());
     }
 }
 
@@ -139,7 +161,12 @@ impl<C> Core<C> {
     pub fn new() -> io::Result<Self> {
         let io = Selector::new()?;
         let waker = io.waker().map_err(selector_error)?;
-        let remote = Arc::new(Shared { queue: Mutex::new(Vec::new()), sleeping: AtomicBool::new(false), waker, wakeups: AtomicU64::new(0) });
+        let remote = Arc::new(Shared {
+            queue: Mutex::new(Some(Vec::new())),
+            sleeping: AtomicBool::new(false),
+            waker: Mutex::new(Some(waker)),
+            wakeups: AtomicU64::new(0),
+        });
         Ok(Core { ready: VecDeque::new(), timers: Timers::default(), io, remote })
     }
 
@@ -273,14 +300,14 @@ impl<C> Core<C> {
             // Say we are going to sleep, then look once more: a thread that queued before seeing
             // the flag has its callback seen here; one that queues after it sees the flag and wakes us.
             shared.sleeping.store(true, Ordering::SeqCst);
-            if !shared.queue.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            if lock(&shared.queue).as_ref().is_some_and(|q| !q.is_empty()) {
                 timeout = Some(Duration::ZERO);
             }
         }
         // Nothing to watch and no reason to sleep: the system call would only say "nothing".
         let result = if timeout == Some(Duration::ZERO) && self.io.is_empty() { Ok(Vec::new()) } else { self.io.wait(timeout) };
         shared.sleeping.store(false, Ordering::SeqCst);
-        let from_threads = std::mem::take(&mut *shared.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        let from_threads = lock(&shared.queue).as_mut().map(std::mem::take).unwrap_or_default();
         self.ready.extend(from_threads);
         match result {
             Ok(ready) => Ok(ready

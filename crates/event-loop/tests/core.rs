@@ -219,3 +219,13 @@ fn an_unfinished_turn_is_requeued_in_order_before_new_work() {
     core.requeue(turn);
     assert_eq!(calls(core.turn().unwrap()), ["b", "c", "scheduled by a"]);
 }
+
+#[test]
+fn a_remote_outliving_its_core_keeps_nothing_alive() {
+    let core: Core<String> = Core::new().unwrap();
+    let remote = core.remote();
+    drop(core);
+    let error = remote.call_soon_threadsafe("dropped".to_string()).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::NotConnected);
+    remote.wake().unwrap(); // harmless
+}

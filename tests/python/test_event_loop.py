@@ -1,0 +1,205 @@
+"""mioloop.EventLoop as a user meets it: the ways to get one, bad input, errors in callbacks, signals,
+and nothing lost or leaked on close. (CPython's own tests of it are in test_cpython_events.py.)"""
+
+import asyncio
+import gc
+import os
+import signal
+import socket
+import threading
+import time
+import weakref
+
+import pytest
+
+import mioloop
+
+
+@pytest.fixture
+def loop():
+    loop = mioloop.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def test_three_ways_to_run_on_it():
+    async def which():
+        return type(asyncio.get_running_loop()).__name__
+
+    with asyncio.Runner(loop_factory=mioloop.new_event_loop) as runner:
+        assert runner.run(which()) == "EventLoop"
+    policy = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(mioloop.EventLoopPolicy())
+    try:
+        assert asyncio.run(which()) == "EventLoop"
+    finally:
+        asyncio.set_event_loop_policy(policy)
+    loop = mioloop.EventLoop()
+    try:
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        assert loop.run_until_complete(which()) == "EventLoop"
+    finally:
+        loop.close()
+
+
+def test_bad_callbacks_are_refused_as_asyncio_refuses_them(loop):
+    with pytest.raises(TypeError, match="a callable object was expected by call_soon"):
+        loop.call_soon(42)
+
+    async def coroutine_function():
+        pass
+
+    coroutine = coroutine_function()
+    with pytest.raises(TypeError, match=r"coroutines cannot be used with call_at\(\)"):  # call_later calls call_at, as in asyncio
+        loop.call_later(0, coroutine)
+    coroutine.close()
+    with pytest.raises(TypeError, match="delay must not be None"):
+        loop.call_later(None, print)
+    with pytest.raises(TypeError, match="when cannot be None"):
+        loop.call_at(None, print)
+    loop.set_debug(True)
+    with pytest.raises(TypeError, match="coroutines cannot be used with call_soon"):
+        loop.call_soon(coroutine_function)  # a coroutine *function* is refused in debug mode, as in asyncio
+
+
+def test_a_closed_loop_refuses_work(loop):
+    loop.close()
+    loop.close()  # idempotent
+    for schedule in (lambda: loop.call_soon(print), lambda: loop.call_later(1, print),
+                     lambda: loop.call_at(1, print), lambda: loop.call_soon_threadsafe(print),
+                     lambda: loop.add_reader(0, print), loop.run_forever):
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            schedule()
+    assert loop.remove_reader(0) is False
+
+
+def test_running_twice_and_closing_while_running_are_refused(loop):
+    errors = []
+
+    def nested():
+        for attempt in (loop.run_forever, loop.close):
+            try:
+                attempt()
+            except RuntimeError as e:
+                errors.append(str(e))
+        loop.stop()
+
+    loop.call_soon(nested)
+    loop.run_forever()
+    assert errors == ["This event loop is already running", "Cannot close a running event loop"]
+
+
+def test_an_exception_in_a_callback_goes_to_the_handler_and_the_loop_goes_on(loop):
+    seen = []
+    loop.set_exception_handler(lambda loop, context: seen.append(context))
+
+    def broken():
+        raise ValueError("boom")
+
+    handle = loop.call_soon(broken)
+    loop.call_soon(seen.append, "after")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    context, after = seen
+    assert after == "after"
+    assert context["message"].startswith("Exception in callback test_an_exception_in_a_callback")
+    assert isinstance(context["exception"], ValueError) and context["handle"] is handle
+
+
+def test_keyboard_interrupt_stops_the_loop_and_loses_no_callback(loop):
+    ran = []
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    loop.call_soon(interrupt)
+    loop.call_soon(ran.append, "scheduled in the same turn")
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert ran == ["scheduled in the same turn"]
+
+
+def test_ctrl_c_reaches_a_loop_asleep_with_nothing_to_do(loop):
+    assert threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_forever()  # nothing scheduled: it sleeps until the signal
+    finally:
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
+    assert time.monotonic() - started < 5
+
+
+def test_handles_look_like_asyncios(loop):
+    def callback(x):
+        pass
+
+    reference = asyncio.new_event_loop()
+    try:
+        assert repr(loop.call_soon(callback, 1)) == repr(reference.call_soon(callback, 1))
+        ours, theirs = loop.call_soon(callback, 2), reference.call_soon(callback, 2)
+        ours.cancel()
+        theirs.cancel()
+        assert repr(ours) == repr(theirs) == "<Handle cancelled>"
+        timer = loop.call_at(12.5, callback, 3)
+        assert repr(timer) == repr(reference.call_at(12.5, callback, 3))
+        assert timer.when() == 12.5 and not timer.cancelled()
+    finally:
+        reference.close()
+
+
+def test_cancelled_handles_do_not_run_even_when_cancelled_from_another_thread(loop):
+    ran = []
+    loop.call_soon(ran.append, "cancelled").cancel()
+    timer = loop.call_later(0.1, ran.append, "cancelled while the loop sleeps")
+    threading.Timer(0.02, timer.cancel).start()
+    loop.call_later(0.2, loop.stop)
+    loop.run_forever()
+    assert ran == []
+
+
+def test_readers_are_level_triggered_and_removable(loop):
+    left, right = socket.socketpair()
+    calls = []
+
+    def on_readable():
+        calls.append(len(calls))
+        if len(calls) == 3:
+            assert loop.remove_reader(left) is True
+            loop.call_soon(loop.stop)
+
+    with left, right:
+        right.send(b"x")  # never read: reported on every turn
+        loop.add_reader(left, on_readable)
+        loop.run_forever()
+        assert calls == [0, 1, 2]
+        assert loop.remove_reader(left) is False
+
+
+def test_close_drops_pending_callbacks_and_leaks_no_descriptor():
+    class Payload:
+        pass
+
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    payload = Payload()
+    alive = weakref.ref(payload)
+    loop = mioloop.new_event_loop()
+    loop.call_soon(print, payload)
+    loop.call_later(3600, print, payload)
+    del payload
+    loop.close()
+    gc.collect()
+    assert alive() is None, "a closed loop keeps nothing alive"
+    loops = [mioloop.new_event_loop() for _ in range(50)]
+    for each in loops:
+        each.close()
+    assert open_fds() == before
