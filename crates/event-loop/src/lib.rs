@@ -76,7 +76,7 @@ impl<C> Watchers<C> {
 /// The loop core. `C` is the host's callback type.
 pub struct Core<C> {
     /// Callbacks that can run now, in order.
-    ready: VecDeque<C>,
+    ready: VecDeque<Job<C>>,
     /// Callbacks that will be ready at a deadline.
     timers: Timers<C>,
     /// Descriptors and their readers and writers; the selector's data.
@@ -177,7 +177,7 @@ impl<C> Core<C> {
 
     /// Runs `callback` on the next turn (after everything already queued).
     pub fn call_soon(&mut self, callback: C) {
-        self.ready.push_back(callback);
+        self.ready.push_back(Job::Call(callback));
     }
 
     /// Runs `callback` on the first turn after `deadline`.
@@ -268,6 +268,14 @@ impl<C> Core<C> {
     /// A turn whose wait lasts at most `limit` (`Some(Duration::ZERO)`: do not sleep at all, as a
     /// loop that was asked to stop must not).
     pub fn turn_within(&mut self, limit: Option<Duration>) -> io::Result<Turn<C>> {
+        let mut turn = Turn::new();
+        self.turn_into(limit, &mut turn)?;
+        Ok(turn)
+    }
+
+    /// [`turn_within`](Self::turn_within), appending the turn's work to `turn`, a buffer the host
+    /// keeps from turn to turn so that a busy loop allocates nothing per turn.
+    pub fn turn_into(&mut self, limit: Option<Duration>, turn: &mut Turn<C>) -> io::Result<()> {
         let wait = if self.ready.is_empty() { self.timers.until_next(Instant::now()) } else { Some(Duration::ZERO) };
         let wait = match (wait, limit) {
             (Some(w), Some(l)) => Some(w.min(l)),
@@ -276,10 +284,17 @@ impl<C> Core<C> {
         let io = self.wait(wait)?;
         // Principle 2: exactly the callbacks that were ready; whatever they schedule waits a turn.
         // The order is asyncio's: what was ready, then I/O, then due timers.
-        let mut turn: Turn<C> = self.ready.drain(..).map(Job::Call).collect();
-        turn.extend(io);
+        turn.append(&mut self.ready);
+        for (fd, events) in io {
+            if events.contains(Events::READ) {
+                turn.push_back(Job::Readable(fd));
+            }
+            if events.contains(Events::WRITE) {
+                turn.push_back(Job::Writable(fd));
+            }
+        }
         self.timers.take_due(Instant::now(), |callback| turn.push_back(Job::Call(callback)));
-        Ok(turn)
+        Ok(())
     }
 
     /// Puts the callbacks of a turn that was cut short (an exception escaped the host) back at the
@@ -287,14 +302,14 @@ impl<C> Core<C> {
     /// level-triggered descriptors are reported again by the next turn.
     pub fn requeue(&mut self, unfinished: Turn<C>) {
         for job in unfinished.into_iter().rev() {
-            if let Job::Call(callback) = job {
-                self.ready.push_front(callback);
+            if let Job::Call(_) = job {
+                self.ready.push_front(job);
             }
         }
     }
 
-    /// The selector wait, with the cross-thread hand-shake around it; returns the I/O jobs.
-    fn wait(&mut self, mut timeout: Option<Duration>) -> io::Result<Vec<Job<C>>> {
+    /// The selector wait, with the cross-thread hand-shake around it; returns the ready descriptors.
+    fn wait(&mut self, mut timeout: Option<Duration>) -> io::Result<Vec<(RawFd, Events)>> {
         let shared = &self.remote;
         if timeout != Some(Duration::ZERO) {
             // Say we are going to sleep, then look once more: a thread that queued before seeing
@@ -307,17 +322,11 @@ impl<C> Core<C> {
         // Nothing to watch and no reason to sleep: the system call would only say "nothing".
         let result = if timeout == Some(Duration::ZERO) && self.io.is_empty() { Ok(Vec::new()) } else { self.io.wait(timeout) };
         shared.sleeping.store(false, Ordering::SeqCst);
-        let from_threads = lock(&shared.queue).as_mut().map(std::mem::take).unwrap_or_default();
-        self.ready.extend(from_threads);
+        if let Some(from_threads) = lock(&shared.queue).as_mut().filter(|q| !q.is_empty()) {
+            self.ready.extend(from_threads.drain(..).map(Job::Call));
+        }
         match result {
-            Ok(ready) => Ok(ready
-                .into_iter()
-                .flat_map(|(fd, events)| {
-                    let read = events.contains(Events::READ).then_some(Job::Readable(fd));
-                    let write = events.contains(Events::WRITE).then_some(Job::Writable(fd));
-                    read.into_iter().chain(write)
-                })
-                .collect()),
+            Ok(ready) => Ok(ready),
             // Principle 8: a signal ends the wait; the turn goes on without I/O.
             Err(SelectorError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(Vec::new()),
             Err(e) => Err(selector_error(e)),

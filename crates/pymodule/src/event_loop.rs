@@ -14,7 +14,7 @@
 //! and a timer cancelled from another thread is only marked (the runner skips it).
 
 use crate::selector::fileobj_to_fd;
-use event_loop::{Core, Job, Remote, TimerId};
+use event_loop::{Core, Job, Remote, TimerId, Turn};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -308,16 +308,16 @@ impl EventLoopCore {
     }
 
     /// One turn; `may_sleep` lets the wait block (with the GIL released) until work arrives.
-    fn turn(&self, py: Python<'_>, may_sleep: bool) -> PyResult<()> {
-        let mut jobs = {
+    fn turn(&self, py: Python<'_>, may_sleep: bool, jobs: &mut Turn<Py<Handle>>) -> PyResult<()> {
+        {
             let mut guard = self.lock(py)?;
             let core = guard.as_mut().ok_or_else(closed_error)?;
             if may_sleep {
-                py.detach(|| core.turn_within(None))?
+                py.detach(|| core.turn_into(None, jobs))?
             } else {
-                core.turn_within(Some(Duration::ZERO))?
+                core.turn_into(Some(Duration::ZERO), jobs)?
             }
-        };
+        }
         while let Some(job) = jobs.pop_front() {
             let handle = match job {
                 Job::Call(handle) => handle,
@@ -333,7 +333,7 @@ impl EventLoopCore {
             if let Err(e) = Handle::run(handle.bind(py)) {
                 // SystemExit or KeyboardInterrupt: the rest of the turn runs next time.
                 if let Some(core) = self.lock(py)?.as_mut() {
-                    core.requeue(jobs);
+                    core.requeue(std::mem::take(jobs));
                 }
                 return Err(e);
             }
@@ -496,12 +496,13 @@ impl EventLoopCore {
     fn _run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
+        let mut jobs = Turn::new(); // reused by the turns of this call
         for _ in 0..TURNS_PER_CALL {
             if this.stopping.load(Ordering::Acquire) {
-                return this.turn(py, false); // one last turn that must not sleep, as asyncio's
+                return this.turn(py, false, &mut jobs); // one last turn that must not sleep, as asyncio's
             }
             let busy = this.lock(py)?.as_ref().ok_or_else(closed_error)?.ready() > 0;
-            this.turn(py, !busy)?;
+            this.turn(py, !busy, &mut jobs)?;
             if !busy {
                 return Ok(());
             }
