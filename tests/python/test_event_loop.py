@@ -203,3 +203,27 @@ def test_close_drops_pending_callbacks_and_leaks_no_descriptor():
     for each in loops:
         each.close()
     assert open_fds() == before
+
+
+@pytest.mark.parametrize("end", ["run", "cancel", "close"])
+def test_a_handle_never_keeps_a_cycle_alive(end):
+    """Handles that run once are not tracked by the garbage collector; they must let go of their
+    callback when they run, are cancelled, or their loop closes, or a cycle through them would leak."""
+
+    class Owner:
+        def tick(self):
+            pass
+
+    loop = mioloop.new_event_loop()
+    owner = Owner()
+    owner.handle = loop.call_later(0 if end == "run" else 3600, owner.tick)  # owner -> handle -> owner
+    alive = weakref.ref(owner)
+    del owner
+    if end == "run":
+        loop.call_later(0.01, loop.stop)
+        loop.run_forever()
+    elif end == "cancel":
+        alive().handle.cancel()
+    loop.close()
+    gc.collect()
+    assert alive() is None

@@ -297,6 +297,19 @@ impl<C> Core<C> {
         Ok(())
     }
 
+    /// Takes every callback the core holds (ready, timers, readers and writers, and those queued by
+    /// other threads) and stops watching every descriptor: what a host does when its loop closes, so
+    /// that it can release each callback's resources.
+    pub fn drain(&mut self) -> Vec<C> {
+        let mut all: Vec<C> = self.ready.drain(..).filter_map(|job| if let Job::Call(c) = job { Some(c) } else { None }).collect();
+        all.extend(self.timers.drain());
+        for key in self.io.close() {
+            all.extend(key.data.reader.into_iter().chain(key.data.writer));
+        }
+        all.extend(lock(&self.remote.queue).as_mut().map(std::mem::take).unwrap_or_default());
+        all
+    }
+
     /// Puts the callbacks of a turn that was cut short (an exception escaped the host) back at the
     /// front of the ready queue, in order, so that nothing scheduled is lost. I/O jobs are dropped:
     /// level-triggered descriptors are reported again by the next turn.

@@ -48,6 +48,12 @@ impl<C> Timers<C> {
         Some(callback)
     }
 
+    /// Every live timer's callback, the heap emptied.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = C> + '_ {
+        self.heap.clear();
+        self.live.drain().map(|(_, callback)| callback)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.live.len()
     }

@@ -229,3 +229,18 @@ fn a_remote_outliving_its_core_keeps_nothing_alive() {
     assert_eq!(error.kind(), std::io::ErrorKind::NotConnected);
     remote.wake().unwrap(); // harmless
 }
+
+#[test]
+fn drain_hands_back_every_callback() {
+    let (a, _b) = UnixStream::pair().unwrap();
+    let mut core = Core::new().unwrap();
+    let remote = core.remote();
+    core.call_soon("ready");
+    core.call_later(Duration::from_secs(60), "timer");
+    core.add_reader(a.as_raw_fd(), "reader").unwrap();
+    remote.call_soon_threadsafe("from a thread").unwrap();
+    let mut all = core.drain();
+    all.sort();
+    assert_eq!(all, ["from a thread", "reader", "ready", "timer"]);
+    assert!(!core.has_work());
+}

@@ -43,6 +43,9 @@ pub struct Handle {
     cancelled: AtomicBool,
     /// The loop, for its exception handler.
     event_loop: Py<PyAny>,
+    /// A reader's or writer's handle runs each time its descriptor is ready; any other handle
+    /// runs once, and lets go of its callback when it has.
+    repeats: bool,
 }
 
 /// A callback scheduled for a time: asyncio's `TimerHandle`.
@@ -55,13 +58,13 @@ pub struct TimerHandle {
 }
 
 impl Handle {
-    fn new(py: Python<'_>, callback: Py<PyAny>, args: Py<PyTuple>, context: Option<Py<PyAny>>, event_loop: Py<PyAny>) -> PyResult<Self> {
+    fn new(py: Python<'_>, callback: Py<PyAny>, args: Py<PyTuple>, context: Option<Py<PyAny>>, event_loop: Py<PyAny>, repeats: bool) -> PyResult<Self> {
         let context = match context.filter(|c| !c.is_none(py)) {
             Some(context) => context,
             // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
             None => unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? }.unbind(),
         };
-        Ok(Handle { call: Mutex::new(Some((callback, args))), context, cancelled: AtomicBool::new(false), event_loop })
+        Ok(Handle { call: Mutex::new(Some((callback, args))), context, cancelled: AtomicBool::new(false), event_loop, repeats })
     }
 
     fn call(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
@@ -77,7 +80,8 @@ impl Handle {
         if this.cancelled.load(Ordering::Acquire) {
             return Ok(());
         }
-        let Some((callback, args)) = this.call(py) else { return Ok(()) };
+        let call = if this.repeats { this.call(py) } else { this.call.lock().unwrap_or_else(|e| e.into_inner()).take() };
+        let Some((callback, args)) = call else { return Ok(()) };
         let context = this.context.bind(py);
         // SAFETY: the context object is a contextvars.Context (asyncio passes only those); Enter and
         // Exit are paired below on every path.
@@ -94,6 +98,10 @@ impl Handle {
             Err(e) if e.is_instance_of::<PySystemExit>(py) || e.is_instance_of::<PyKeyboardInterrupt>(py) => Err(e),
             Err(e) => {
                 let source = py.import("asyncio.format_helpers")?.call_method1("_format_callback_source", (&callback, &args))?;
+                if !this.repeats {
+                    // The handler may log the handle: let it show what ran.
+                    *this.call.lock().unwrap_or_else(|e| e.into_inner()) = Some((callback.clone_ref(py), args.clone_ref(py)));
+                }
                 let details = PyDict::new(py);
                 details.set_item("message", format!("Exception in callback {source}"))?;
                 details.set_item("exception", e.value(py))?;
@@ -210,6 +218,12 @@ pub struct EventLoopCore {
 /// How many busy turns one `_run_once` call may run before returning to `run_forever`.
 const TURNS_PER_CALL: usize = 64;
 
+/// Takes an object out of the garbage collector's lists (see `EventLoopCore::new_handle`).
+fn untrack(object: &Py<PyAny>) {
+    // SAFETY: a valid, tracked GC object that we own a reference to; untracking is always allowed.
+    unsafe { ffi::PyObject_GC_UnTrack(object.as_ptr().cast()) }
+}
+
 fn closed_error() -> PyErr {
     PyRuntimeError::new_err("Event loop is closed")
 }
@@ -253,9 +267,16 @@ impl EventLoopCore {
         Ok(())
     }
 
-    fn new_handle(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>) -> PyResult<Py<Handle>> {
+    /// A handle for `callback(*args)`. One that runs once is untracked by the garbage collector:
+    /// it lets go of its callback when it runs, is cancelled, or its loop closes, so it can never
+    /// keep a cycle alive, and the collector need not visit the thousands a busy loop holds.
+    fn new_handle(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>, repeats: bool) -> PyResult<Py<Handle>> {
         let py = slf.py();
-        Py::new(py, Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind())?)
+        let handle = Py::new(py, Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind(), repeats)?)?;
+        if !repeats {
+            untrack(handle.as_any());
+        }
+        Ok(handle)
     }
 
     /// Schedules `handle` on the ready queue. If the core is busy, the loop thread is in its wait
@@ -275,7 +296,7 @@ impl EventLoopCore {
         let method = if write { "add_writer" } else { "add_reader" };
         check_callback(callback, method)?;
         let fd = fileobj_to_fd(fileobj)?;
-        let handle = Self::new_handle(slf, callback, args, None)?;
+        let handle = Self::new_handle(slf, callback, args, None, true)?;
         let py = slf.py();
         let mut guard = this.lock(py)?;
         let core = guard.as_mut().ok_or_else(closed_error)?;
@@ -406,7 +427,7 @@ impl EventLoopCore {
         this.check_open()?;
         check_callback(callback, "call_soon")?;
         Self::debug_checks(slf, callback, "call_soon")?;
-        let handle = Self::new_handle(slf, callback, args, context)?;
+        let handle = Self::new_handle(slf, callback, args, context, false)?;
         this.schedule(handle.clone_ref(slf.py()))?;
         Ok(handle)
     }
@@ -420,7 +441,7 @@ impl EventLoopCore {
         if this.debug.load(Ordering::Relaxed) {
             slf.call_method1(intern!(slf.py(), "_check_callback"), (callback, "call_soon_threadsafe"))?;
         }
-        let handle = Self::new_handle(slf, callback, args, context)?;
+        let handle = Self::new_handle(slf, callback, args, context, false)?;
         // Straight onto the ready queue when the loop is not waiting (keeping the order of calls
         // from all threads, as asyncio's single deque does); through the remote queue when it is.
         this.schedule(handle.clone_ref(slf.py()))?;
@@ -439,8 +460,9 @@ impl EventLoopCore {
         this.check_open()?;
         check_callback(callback, "call_at")?;
         Self::debug_checks(slf, callback, "call_at")?;
-        let handle = Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind())?;
+        let handle = Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind(), false)?;
         let timer = Py::new(py, PyClassInitializer::from(handle).add_subclass(TimerHandle { when, timer: Mutex::new(None) }))?;
+        untrack(timer.as_any());
         let delay = (when - monotonic()).max(0.0);
         let deadline = Duration::try_from_secs_f64(delay).ok().and_then(|d| Instant::now().checked_add(d));
         let base: Py<Handle> = timer.clone_ref(py).into_bound(py).into_super().unbind();
@@ -511,10 +533,15 @@ impl EventLoopCore {
     }
 
     /// Drops every callback and closes the core's descriptors; the Python `close()` calls it.
+    /// Pending handles are cancelled, so that they let go of their callbacks (and of any cycle).
     fn _close_core(&self, py: Python<'_>) -> PyResult<()> {
         self.closed.store(true, Ordering::Release);
         let core = self.lock(py)?.take();
-        drop(core);
+        if let Some(mut core) = core {
+            for handle in core.drain() {
+                handle.get().cancel();
+            }
+        }
         Ok(())
     }
 }
