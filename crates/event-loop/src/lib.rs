@@ -92,6 +92,9 @@ struct Shared<C> {
     queue: Mutex<Option<Vec<C>>>,
     /// True while the loop is asleep in the selector, or about to be.
     sleeping: AtomicBool,
+    /// True when `queue` may hold callbacks: lets a busy loop skip the lock on turns when no other
+    /// thread called.
+    pending: AtomicBool,
     /// Ends the wait early (mio's `Waker`, an eventfd on Linux: the notes' self-pipe); locked only
     /// to wake a sleeping loop, and emptied when the core is dropped.
     waker: Mutex<Option<mio::Waker>>,
@@ -132,6 +135,7 @@ impl<C> Remote<C> {
             Some(queue) => queue.push(callback),
             None => return Err(io::Error::new(io::ErrorKind::NotConnected, "the event loop is closed")),
         }
+        self.shared.pending.store(true, Ordering::SeqCst);
         self.wake()
     }
 }
@@ -164,6 +168,7 @@ impl<C> Core<C> {
         let remote = Arc::new(Shared {
             queue: Mutex::new(Some(Vec::new())),
             sleeping: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
             waker: Mutex::new(Some(waker)),
             wakeups: AtomicU64::new(0),
         });
@@ -293,7 +298,9 @@ impl<C> Core<C> {
                 turn.push_back(Job::Writable(fd));
             }
         }
-        self.timers.take_due(Instant::now(), |callback| turn.push_back(Job::Call(callback)));
+        if self.timers.len() > 0 {
+            self.timers.take_due(Instant::now(), |callback| turn.push_back(Job::Call(callback)));
+        }
         Ok(())
     }
 
@@ -324,19 +331,24 @@ impl<C> Core<C> {
     /// The selector wait, with the cross-thread hand-shake around it; returns the ready descriptors.
     fn wait(&mut self, mut timeout: Option<Duration>) -> io::Result<Vec<(RawFd, Events)>> {
         let shared = &self.remote;
-        if timeout != Some(Duration::ZERO) {
+        let may_sleep = timeout != Some(Duration::ZERO);
+        if may_sleep {
             // Say we are going to sleep, then look once more: a thread that queued before seeing
             // the flag has its callback seen here; one that queues after it sees the flag and wakes us.
             shared.sleeping.store(true, Ordering::SeqCst);
-            if lock(&shared.queue).as_ref().is_some_and(|q| !q.is_empty()) {
+            if shared.pending.load(Ordering::SeqCst) {
                 timeout = Some(Duration::ZERO);
             }
         }
         // Nothing to watch and no reason to sleep: the system call would only say "nothing".
         let result = if timeout == Some(Duration::ZERO) && self.io.is_empty() { Ok(Vec::new()) } else { self.io.wait(timeout) };
-        shared.sleeping.store(false, Ordering::SeqCst);
-        if let Some(from_threads) = lock(&shared.queue).as_mut().filter(|q| !q.is_empty()) {
-            self.ready.extend(from_threads.drain(..).map(Job::Call));
+        if may_sleep {
+            shared.sleeping.store(false, Ordering::SeqCst);
+        }
+        if shared.pending.swap(false, Ordering::SeqCst) {
+            if let Some(from_threads) = lock(&shared.queue).as_mut() {
+                self.ready.extend(from_threads.drain(..).map(Job::Call));
+            }
         }
         match result {
             Ok(ready) => Ok(ready),

@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 /// Names a scheduled timer, to cancel it.
@@ -17,14 +18,35 @@ pub(crate) struct Timers<C> {
     /// scheduling order. Entries whose timer was cancelled stay until popped or compacted.
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     /// The callbacks of live timers, by sequence number.
-    live: HashMap<u64, C>,
+    live: HashMap<u64, C, BuildHasherDefault<SequenceHasher>>,
     /// The next sequence number.
     next: u64,
 }
 
+/// Sequence numbers are distinct small integers chosen by us, not by an attacker: one multiplication
+/// spreads them over the table (SipHash, the default, costs more than the rest of scheduling).
+#[derive(Default)]
+pub(crate) struct SequenceHasher(u64);
+
+impl Hasher for SequenceHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 impl<C> Default for Timers<C> {
     fn default() -> Self {
-        Timers { heap: BinaryHeap::new(), live: HashMap::new(), next: 0 }
+        Timers { heap: BinaryHeap::new(), live: HashMap::default(), next: 0 }
     }
 }
 
