@@ -278,11 +278,17 @@ impl<C> Core<C> {
         Ok(turn)
     }
 
+    /// How long the next turn would wait, at most, if no descriptor became ready: zero when work
+    /// is ready or a timer is due, `None` (forever) with no timers. A host that must let go of a
+    /// lock to sleep (the GIL) can skip that when this is zero.
+    pub fn next_timeout(&mut self) -> Option<Duration> {
+        if self.ready.is_empty() { self.timers.until_next(Instant::now()) } else { Some(Duration::ZERO) }
+    }
+
     /// [`turn_within`](Self::turn_within), appending the turn's work to `turn`, a buffer the host
     /// keeps from turn to turn so that a busy loop allocates nothing per turn.
     pub fn turn_into(&mut self, limit: Option<Duration>, turn: &mut Turn<C>) -> io::Result<()> {
-        let wait = if self.ready.is_empty() { self.timers.until_next(Instant::now()) } else { Some(Duration::ZERO) };
-        let wait = match (wait, limit) {
+        let wait = match (self.next_timeout(), limit) {
             (Some(w), Some(l)) => Some(w.min(l)),
             (w, l) => w.or(l),
         };

@@ -328,17 +328,20 @@ impl EventLoopCore {
         })
     }
 
-    /// One turn; `may_sleep` lets the wait block (with the GIL released) until work arrives.
-    fn turn(&self, py: Python<'_>, may_sleep: bool, jobs: &mut Turn<Py<Handle>>) -> PyResult<()> {
-        {
+    /// One turn; `may_sleep` lets the wait block until work arrives, with the GIL released (which
+    /// is skipped when the wait cannot block). Returns whether it could have slept.
+    fn turn(&self, py: Python<'_>, may_sleep: bool, jobs: &mut Turn<Py<Handle>>) -> PyResult<bool> {
+        let blocking = {
             let mut guard = self.lock(py)?;
             let core = guard.as_mut().ok_or_else(closed_error)?;
-            if may_sleep {
+            let blocking = may_sleep && core.next_timeout() != Some(Duration::ZERO);
+            if blocking {
                 py.detach(|| core.turn_into(None, jobs))?
             } else {
                 core.turn_into(Some(Duration::ZERO), jobs)?
             }
-        }
+            blocking
+        };
         while let Some(job) = jobs.pop_front() {
             let handle = match job {
                 Job::Call(handle) => handle,
@@ -359,7 +362,7 @@ impl EventLoopCore {
                 return Err(e);
             }
         }
-        Ok(())
+        Ok(blocking)
     }
 
     /// The handle watching `fd`, if it is still there and not cancelled (it is removed if cancelled).
@@ -509,8 +512,8 @@ impl EventLoopCore {
         Ok(self.remote.wake()?)
     }
 
-    /// What `run_forever` calls in its loop, until `_stopping`: one turn, or several while the loop
-    /// is busy (at most [`TURNS_PER_CALL`]), which saves the Python loop's overhead per turn.
+    /// What `run_forever` calls in its loop, until `_stopping`: one turn, or several while none of
+    /// them could sleep (at most [`TURNS_PER_CALL`]), which saves the Python loop's overhead per turn.
     ///
     /// A turn waits (with the GIL released) until something is ready or the next timer is due, then
     /// runs the callbacks that were ready, the ready readers and writers, and the due timers. After
@@ -520,12 +523,10 @@ impl EventLoopCore {
         let this = slf.get();
         let mut jobs = Turn::new(); // reused by the turns of this call
         for _ in 0..TURNS_PER_CALL {
-            if this.stopping.load(Ordering::Acquire) {
-                return this.turn(py, false, &mut jobs); // one last turn that must not sleep, as asyncio's
-            }
-            let busy = this.lock(py)?.as_ref().ok_or_else(closed_error)?.ready() > 0;
-            this.turn(py, !busy, &mut jobs)?;
-            if !busy {
+            // A loop asked to stop runs one last turn that must not sleep, as asyncio's does.
+            let stopping = this.stopping.load(Ordering::Acquire);
+            let slept = this.turn(py, !stopping, &mut jobs)?;
+            if stopping || slept {
                 return Ok(());
             }
         }
