@@ -288,9 +288,10 @@ impl<C> Core<C> {
     /// [`turn_within`](Self::turn_within), appending the turn's work to `turn`, a buffer the host
     /// keeps from turn to turn so that a busy loop allocates nothing per turn.
     pub fn turn_into(&mut self, limit: Option<Duration>, turn: &mut Turn<C>) -> io::Result<()> {
-        let wait = match (self.next_timeout(), limit) {
-            (Some(w), Some(l)) => Some(w.min(l)),
-            (w, l) => w.or(l),
+        let wait = match limit {
+            Some(Duration::ZERO) => limit, // no need to look at the timers to know
+            Some(l) => Some(self.next_timeout().map_or(l, |w| w.min(l))),
+            None => self.next_timeout(),
         };
         let io = self.wait(wait)?;
         // Principle 2: exactly the callbacks that were ready; whatever they schedule waits a turn.
@@ -351,7 +352,9 @@ impl<C> Core<C> {
         if may_sleep {
             shared.sleeping.store(false, Ordering::SeqCst);
         }
-        if shared.pending.swap(false, Ordering::SeqCst) {
+        // A relaxed look first: a busy loop skips the atomic swap; a callback it misses now is
+        // seen by the next turn, and always before the loop sleeps.
+        if shared.pending.load(Ordering::Relaxed) && shared.pending.swap(false, Ordering::SeqCst) {
             if let Some(from_threads) = lock(&shared.queue).as_mut() {
                 self.ready.extend(from_threads.drain(..).map(Job::Call));
             }

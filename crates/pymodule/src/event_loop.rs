@@ -32,6 +32,32 @@ fn monotonic() -> f64 {
     now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
 }
 
+/// Converts between the loop's time (seconds of `time.monotonic()`) and `Instant`s, the core's
+/// deadlines, which read the same clock (CLOCK_MONOTONIC): one reading taken when the loop is made.
+struct Clock {
+    instant: Instant,
+    seconds: f64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Clock { instant: Instant::now(), seconds: monotonic() }
+    }
+
+    fn now(&self) -> f64 {
+        self.seconds + self.instant.elapsed().as_secs_f64()
+    }
+
+    /// The `Instant` of loop time `when`; `None` beyond what an `Instant` can hold (`when=inf`).
+    fn deadline(&self, when: f64) -> Option<Instant> {
+        let offset = when - self.seconds;
+        if offset <= 0.0 {
+            return Some(self.instant);
+        }
+        Duration::try_from_secs_f64(offset).ok().and_then(|d| self.instant.checked_add(d))
+    }
+}
+
 /// A scheduled callback: asyncio's `Handle`, with the same methods and the same repr.
 #[pyclass(frozen, subclass, weakref, module = "mioloop")]
 pub struct Handle {
@@ -213,6 +239,7 @@ pub struct EventLoopCore {
     /// them as attributes; here they are properties), so the hot paths read an atomic, not a dict.
     debug: AtomicBool,
     stopping: AtomicBool,
+    clock: Clock,
 }
 
 /// How many busy turns one `_run_once` call may run before returning to `run_forever`.
@@ -393,6 +420,7 @@ impl EventLoopCore {
             closed: AtomicBool::new(false),
             debug: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            clock: Clock::new(),
         })
     }
 
@@ -420,7 +448,7 @@ impl EventLoopCore {
 
     /// The loop's clock: `time.monotonic()`.
     fn time(&self) -> f64 {
-        monotonic()
+        self.clock.now()
     }
 
     /// Runs `callback(*args)` on the next turn, in `context` (a copy of the current one by default).
@@ -466,8 +494,7 @@ impl EventLoopCore {
         let handle = Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind(), false)?;
         let timer = Py::new(py, PyClassInitializer::from(handle).add_subclass(TimerHandle { when, timer: Mutex::new(None) }))?;
         untrack(timer.as_any());
-        let delay = (when - monotonic()).max(0.0);
-        let deadline = Duration::try_from_secs_f64(delay).ok().and_then(|d| Instant::now().checked_add(d));
+        let deadline = this.clock.deadline(when);
         let base: Py<Handle> = timer.clone_ref(py).into_bound(py).into_super().unbind();
         let mut guard = this.lock(py)?;
         let core = guard.as_mut().ok_or_else(closed_error)?;
@@ -482,7 +509,7 @@ impl EventLoopCore {
     #[pyo3(signature = (delay, callback, *args, context = None))]
     fn call_later(slf: &Bound<'_, Self>, delay: Option<f64>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>) -> PyResult<Py<TimerHandle>> {
         let delay = delay.ok_or_else(|| PyTypeError::new_err("delay must not be None"))?;
-        Self::call_at(slf, Some(monotonic() + delay), callback, args, context)
+        Self::call_at(slf, Some(slf.get().clock.now() + delay), callback, args, context)
     }
 
     /// Calls `callback(*args)` whenever `fd` is readable (level-triggered), until removed.
