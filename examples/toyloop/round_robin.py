@@ -70,5 +70,5 @@ if __name__ == "__main__":
         log.append(name)
 
     log = []
-    run_tasks(nap("slow", 0.03, log), nap("quick", 0.01, log))
+    run_tasks(nap("slow", 0.1, log), nap("quick", 0.01, log))
     print(log)

@@ -95,7 +95,7 @@ struct Shared<C> {
     /// True when `queue` may hold callbacks: lets a busy loop skip the lock on turns when no other
     /// thread called.
     pending: AtomicBool,
-    /// Ends the wait early (mio's `Waker`, an eventfd on Linux: the notes' self-pipe); locked only
+    /// Ends the wait early (mio's `Waker`, an eventfd on Linux: what asyncio does with a self-pipe); locked only
     /// to wake a sleeping loop, and emptied when the core is dropped.
     waker: Mutex<Option<mio::Waker>>,
     /// How many times the waker was written to: the cost principle 6 keeps low.

@@ -158,7 +158,9 @@ fn other_threads_wake_a_sleeping_loop_once_per_batch() {
     assert_eq!(core.wakeups(), 0);
     assert_eq!(core.turn().unwrap().len(), 100);
 
-    // The loop sleeps with nothing to do: a burst from another thread costs one wake-up.
+    // The loop sleeps with nothing to do: a burst from another thread costs a wake-up per sleep
+    // it interrupts, not one per call. (The loop may drain part of the burst and sleep again before
+    // the rest arrives, so the count is bounded by the sleeps, not fixed at one.)
     let sender = thread::spawn(move || {
         thread::sleep(Duration::from_millis(50));
         for n in 0..100 {
@@ -166,13 +168,15 @@ fn other_threads_wake_a_sleeping_loop_once_per_batch() {
         }
     });
     let start = Instant::now();
-    let mut received = 0;
+    let (mut received, mut sleeps) = (0, 0);
     while received < 100 {
+        sleeps += 1; // every turn here starts with nothing to do, so it sleeps
         received += core.turn().unwrap().len();
     }
     sender.join().unwrap();
     assert!(start.elapsed() < Duration::from_secs(5));
-    assert_eq!(core.wakeups(), 1, "one wake for the whole burst");
+    assert!(core.wakeups() >= 1 && core.wakeups() <= sleeps, "{} wake-ups for {sleeps} sleeps", core.wakeups());
+    assert!(core.wakeups() < 100, "batched: {} wake-ups for 100 calls", core.wakeups());
 }
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
