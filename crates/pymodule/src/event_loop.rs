@@ -18,6 +18,7 @@ use event_loop::{Core, Job, Remote, TimerId, Turn};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::sync::PyOnceLock;
 use pyo3::{ffi, intern};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -244,6 +245,15 @@ pub struct EventLoopCore {
 
 /// How many busy turns one `_run_once` call may run before returning to `run_forever`.
 const TURNS_PER_CALL: usize = 64;
+
+static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `asyncio.Future` or `asyncio.Task` (the C classes when CPython has them), looked up once.
+fn asyncio_type<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyAny>>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let class = cell.get_or_try_init(py, || py.import("asyncio")?.getattr(name).map(Bound::unbind))?;
+    Ok(class.bind(py).clone())
+}
 
 /// Takes an object out of the garbage collector's lists (see `EventLoopCore::new_handle`).
 fn untrack(object: &Py<PyAny>) {
@@ -532,6 +542,39 @@ impl EventLoopCore {
     /// Stops watching `fd` for writing; True if it was watched.
     fn remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
         Self::unwatch(slf, fd, true)
+    }
+
+    /// A new `asyncio.Future` on this loop (BaseEventLoop's, without its Python frame).
+    fn create_future<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "loop"), slf)?;
+        asyncio_type(py, &FUTURE, "Future")?.call((), Some(&kwargs))
+    }
+
+    /// Wraps `coro` in an `asyncio.Task` on this loop. With a task factory set, or in debug mode,
+    /// this is `BaseEventLoop.create_task` itself.
+    #[pyo3(signature = (coro, *, name = None, context = None))]
+    fn create_task<'py>(slf: &Bound<'py, Self>, coro: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>, context: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.debug.load(Ordering::Relaxed) || !slf.getattr(intern!(py, "_task_factory"))?.is_none() {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("name", name)?;
+            kwargs.set_item("context", context)?;
+            let base = py.import("asyncio.base_events")?.getattr("BaseEventLoop")?;
+            return base.getattr("create_task")?.call((slf, coro), Some(&kwargs));
+        }
+        this.check_open()?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "loop"), slf)?;
+        if let Some(name) = name.filter(|n| !n.is_none()) {
+            kwargs.set_item(intern!(py, "name"), name)?;
+        }
+        if let Some(context) = context.filter(|c| !c.is_none()) {
+            kwargs.set_item(intern!(py, "context"), context)?;
+        }
+        asyncio_type(py, &TASK, "Task")?.call((coro,), Some(&kwargs))
     }
 
     /// Wakes the loop if it sleeps (asyncio's self-pipe write).
