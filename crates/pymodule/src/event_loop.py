@@ -1,9 +1,9 @@
 """The Python half of mioloop.EventLoop (the native half is crates/pymodule/src/event_loop.rs).
 
 Executed once when the `mioloop` module is created, with `_EventLoopCore` in its globals.
-asyncio's BaseEventLoop is reused on purpose for everything that runs once per program or per task
-(run_forever, run_until_complete, tasks, futures, exception handlers, debug mode, executors); the
-native base class overrides what runs once per callback.
+asyncio's BaseEventLoop is reused on purpose for what runs once per program (run_forever,
+run_until_complete, task factories, exception handlers, debug mode, executors); the native base
+class overrides what runs once per callback or per task.
 """
 
 import asyncio

@@ -4,10 +4,11 @@
 //!
 //! `_EventLoopCore` (here) holds the core and implements what runs on every callback: `call_soon`,
 //! `call_at`, `call_later`, `call_soon_threadsafe`, `time`, the readers and writers, and `_run_once`,
-//! which waits with the GIL released and runs the turn's handles. `EventLoop` (`event_loop.py`) is a
-//! Python class deriving from it and from asyncio's `BaseEventLoop`, which supplies, unchanged,
-//! everything that runs once per program or per task: `run_forever`, `run_until_complete`, `stop`,
-//! tasks and futures, exception handlers, debug mode, async generator hooks and executors.
+//! which waits with the GIL released and runs the turn's handles; `create_future` and `create_task`
+//! make asyncio's own C `Future` and `Task` without a Python frame. `EventLoop` (`event_loop.py`) is
+//! a Python class deriving from it and from asyncio's `BaseEventLoop`, which supplies, unchanged,
+//! what runs once per program: `run_forever`, `run_until_complete`, `stop`, task factories,
+//! exception handlers, debug mode, async generator hooks and executors.
 //!
 //! Threads: the loop thread holds the core's mutex during its wait (with the GIL released). Other
 //! threads never wait for that mutex while holding the GIL: they queue through the core's `Remote`,
