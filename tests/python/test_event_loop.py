@@ -227,3 +227,29 @@ def test_a_handle_never_keeps_a_cycle_alive(end):
     loop.close()
     gc.collect()
     assert alive() is None
+
+
+def test_contexts_survive_every_way_a_handle_ends():
+    """Handles untrack the context they copy while they hold it; it must be tracked again before
+    anyone else sees it or it is freed (CPython frees contexts assuming they are tracked)."""
+    import contextvars
+
+    var = contextvars.ContextVar("var")
+    loop = mioloop.new_event_loop()
+    seen, shared = [], []
+    var.set("scheduled")
+    for i in range(2000):
+        handle = loop.call_soon(lambda: seen.append(var.get()))
+        if i % 3 == 0:
+            handle.cancel()
+        if i % 7 == 0:
+            shared.append(handle.get_context())
+    loop.call_later(3600, print)  # dropped by close
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.close()
+    gc.collect()
+    assert seen == ["scheduled"] * (2000 - len(range(0, 2000, 3)))
+    assert all(context[var] == "scheduled" for context in shared)
+    del shared
+    gc.collect()
