@@ -7,6 +7,7 @@ and are reported as skipped, each with that reason, so their count is visible in
 """
 
 import asyncio
+import sys
 import unittest
 from test.test_asyncio import test_events
 from test.test_asyncio import utils as test_utils
@@ -49,7 +50,8 @@ for _name in ALL:
 
 def test_every_in_scope_test_exists_upstream():
     assert IN_SCOPE <= set(ALL)
-    assert (len(IN_SCOPE), len(ALL)) == (15, 59)
+    if sys.version_info[:2] == (3, 11):  # the counts the book reports are CPython 3.11's
+        assert (len(IN_SCOPE), len(ALL)) == (15, 59)
 
 
 def test_timeout_rounding_does_not_spin():
