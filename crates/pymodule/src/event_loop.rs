@@ -168,6 +168,10 @@ impl Handle {
         if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
             return Err(PyErr::fetch(py));
         }
+        if !this.repeats {
+            // Done with it: tracked again now, while the GIL is at hand, not in a destructor.
+            this.context.retrack(py);
+        }
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.is_instance_of::<PySystemExit>(py) || e.is_instance_of::<PyKeyboardInterrupt>(py) => Err(e),
@@ -205,10 +209,11 @@ impl Handle {
 #[pymethods]
 impl Handle {
     /// Prevents the callback from running; idempotent. Works from any thread.
-    fn cancel(&self) {
+    fn cancel(&self, py: Python<'_>) {
         self.cancelled.store(true, Ordering::Release);
         let dropped = self.call.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(dropped);
+        self.context.retrack(py);
     }
 
     fn cancelled(&self) -> bool {
@@ -260,7 +265,7 @@ impl TimerHandle {
     fn cancel(slf: PyRef<'_, Self>) {
         let py = slf.py();
         let handle = slf.as_super();
-        handle.cancel();
+        handle.cancel(py);
         let timer = slf.timer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let (Some(timer), Ok(core)) = (timer, handle.event_loop.bind(py).cast::<EventLoopCore>()) {
             if let Ok(mut guard) = core.get().core.try_lock() {
@@ -389,7 +394,7 @@ impl EventLoopCore {
         let previous = if write { core.add_writer(fd, handle_ref) } else { core.add_reader(fd, handle_ref) }?;
         drop(guard);
         if let Some(previous) = previous {
-            previous.get().cancel();
+            previous.get().cancel(py);
         }
         Ok(handle)
     }
@@ -406,7 +411,7 @@ impl EventLoopCore {
         drop(guard);
         Ok(match removed {
             Some(handle) => {
-                handle.get().cancel();
+                handle.get().cancel(slf.py());
                 true
             }
             None => false,
@@ -658,7 +663,7 @@ impl EventLoopCore {
         let core = self.lock(py)?.take();
         if let Some(mut core) = core {
             for handle in core.drain() {
-                handle.get().cancel();
+                handle.get().cancel(py);
             }
         }
         Ok(())
