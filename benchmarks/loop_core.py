@@ -87,19 +87,25 @@ def futures(loop, n):
     return n / (time.perf_counter() - start)
 
 
+def counted(loop, n):
+    """A future, and a callback that resolves it on its n-th call."""
+    done = loop.create_future()
+    calls = 0
+
+    def count():
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            done.set_result(None)
+
+    return done, count
+
+
 def timers(loop, n):
     """Schedule n timers due within the next millisecond, in mixed order, and wait until all have fired.
 
     The window is short so that the work, not the clock, sets the pace."""
-    done = loop.create_future()
-    fired = 0
-
-    def fire():
-        nonlocal fired
-        fired += 1
-        if fired == n:
-            done.set_result(None)
-
+    done, fire = counted(loop, n)
     start = time.perf_counter()
     for i in range(n):
         loop.call_later(0.001 * ((i * 7919) % n) / n, fire)
@@ -109,14 +115,7 @@ def timers(loop, n):
 
 def threadsafe(loop, n, threads=4):
     """Four threads call call_soon_threadsafe as fast as they can: callbacks received per second."""
-    done = loop.create_future()
-    received = 0
-
-    def receive():
-        nonlocal received
-        received += 1
-        if received == n:
-            done.set_result(None)
+    done, receive = counted(loop, n)
 
     def send():
         for _ in range(n // threads):
