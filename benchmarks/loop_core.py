@@ -157,12 +157,14 @@ def wake_latency(loop, n, threads=4):
     return delays[len(delays) // 2] * 1e3, delays[int(len(delays) * 0.99)] * 1e3
 
 
+# Sizes give each measurement a few tenths of a second on the fastest loop: shorter runs are
+# dominated by noise on a small shared machine.
 WORKLOADS = [
-    ("callbacks/s (call_soon chain)", callbacks, 200_000),
-    ("task steps/s (sleep(0))", tasks, 100_000),
-    ("futures/s (create, set, await)", futures, 100_000),
-    ("timers/s (schedule + fire)", timers, 50_000),
-    ("call_soon_threadsafe/s (4 threads)", threadsafe, 100_000),
+    ("callbacks/s (call_soon chain)", callbacks, 1_000_000),
+    ("task steps/s (sleep(0))", tasks, 300_000),
+    ("futures/s (create, set, await)", futures, 200_000),
+    ("timers/s (schedule + fire)", timers, 300_000),
+    ("call_soon_threadsafe/s (4 threads)", threadsafe, 600_000),
 ]
 
 
