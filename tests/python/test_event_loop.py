@@ -253,3 +253,19 @@ def test_contexts_survive_every_way_a_handle_ends():
     assert all(context[var] == "scheduled" for context in shared)
     del shared
     gc.collect()
+
+
+def test_a_call_later_from_another_thread_does_not_wait_for_the_sleeping_loop(loop):
+    """Not thread-safe (as in asyncio), but it must not block the caller until the loop's next event."""
+    finished = threading.Event()
+
+    def misuse():
+        loop.call_later(0, loop.stop)  # should have been call_soon_threadsafe
+        finished.set()
+
+    threading.Timer(0.05, misuse).start()
+    loop.call_later(60, print)  # the loop would otherwise sleep for a minute
+    started = time.monotonic()
+    loop.run_forever()
+    assert finished.wait(5)
+    assert time.monotonic() - started < 5

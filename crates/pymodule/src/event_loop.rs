@@ -294,6 +294,8 @@ pub struct EventLoopCore {
     debug: AtomicBool,
     stopping: AtomicBool,
     clock: Clock,
+    /// Threads other than the loop's waiting for `core` (see `lock`).
+    waiters: std::sync::atomic::AtomicUsize,
 }
 
 /// How many busy turns one `_run_once` call may run before returning to `run_forever`.
@@ -332,13 +334,30 @@ fn check_callback(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
 
 impl EventLoopCore {
     /// The core, waited for with the GIL released if the loop thread holds it (only another thread
-    /// can find it held: the loop thread holds it while it sleeps).
+    /// can find it held: the loop thread holds it while it sleeps, so it is woken first, or a caller
+    /// misusing the loop from another thread would wait for the loop's next event).
     fn lock<'a>(&'a self, py: Python<'_>) -> PyResult<MutexGuard<'a, Option<Core<Py<Handle>>>>> {
         loop {
             match self.core.try_lock() {
                 Ok(guard) => return Ok(guard),
                 Err(TryLockError::Poisoned(e)) => return Ok(e.into_inner()),
-                Err(TryLockError::WouldBlock) => py.detach(|| drop(self.core.lock())),
+                Err(TryLockError::WouldBlock) => {
+                    // Another thread: say so, wake the loop, and wait (GIL released) for the core.
+                    // The loop thread steps aside while `waiters` is non-zero (see `turn`).
+                    self.waiters.fetch_add(1, Ordering::AcqRel);
+                    let woken = self.remote.wake();
+                    let guard = loop {
+                        py.detach(|| drop(self.core.lock()));
+                        match self.core.try_lock() {
+                            Ok(guard) => break guard,
+                            Err(TryLockError::Poisoned(e)) => break e.into_inner(),
+                            Err(TryLockError::WouldBlock) => continue,
+                        }
+                    };
+                    self.waiters.fetch_sub(1, Ordering::AcqRel);
+                    woken?;
+                    return Ok(guard);
+                }
             }
         }
     }
@@ -421,6 +440,14 @@ impl EventLoopCore {
     /// One turn; `may_sleep` lets the wait block until work arrives, with the GIL released (which
     /// is skipped when the wait cannot block). Returns whether it could have slept.
     fn turn(&self, py: Python<'_>, may_sleep: bool, jobs: &mut Turn<Py<Handle>>) -> PyResult<bool> {
+        if self.waiters.load(Ordering::Acquire) > 0 {
+            // Another thread is waiting for the core (a loop used from the wrong thread): let it in.
+            py.detach(|| {
+                while self.waiters.load(Ordering::Acquire) > 0 {
+                    std::thread::yield_now();
+                }
+            });
+        }
         let blocking = {
             let mut guard = self.lock(py)?;
             let core = guard.as_mut().ok_or_else(closed_error)?;
@@ -484,6 +511,7 @@ impl EventLoopCore {
             debug: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             clock: Clock::new(),
+            waiters: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
