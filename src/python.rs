@@ -22,6 +22,18 @@ pub struct Report {
     pub failures: Vec<Problem>,
 }
 
+impl Report {
+    /// How the run prints one failure.
+    pub fn failure_line(failure: &Problem) -> String {
+        format!("FAILED {failure}")
+    }
+
+    /// The closing lines: the summary, then passes and failures in the form CI tools read.
+    pub fn closing_lines(&self) -> String {
+        format!("{}\nbook: {} passed, {} failed", self.summary, self.passed, self.failures.len())
+    }
+}
+
 static INTERPRETER: Once = Once::new();
 /// Blocks swap `sys.stdout`, which is global: one chapter runs at a time in a process.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());

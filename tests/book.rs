@@ -4,6 +4,7 @@
 //! `cargo test --test book -- closures` runs only chapters whose path contains `closures`.
 
 use std::path::Path;
+use under_the_await::python::Report;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -18,9 +19,8 @@ fn main() -> ExitCode {
 
     let report = under_the_await::python::check_chapters(&chapters);
     for failure in &report.failures {
-        println!("\nFAILED {failure}");
+        println!("\n{}", Report::failure_line(failure));
     }
-    println!("\n{}", report.summary);
-    println!("book: {} passed, {} failed", report.passed, report.failures.len());
+    println!("\n{}", report.closing_lines());
     if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

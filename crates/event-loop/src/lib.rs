@@ -210,11 +210,6 @@ impl<C> Core<C> {
         self.remote.wakeups.load(Ordering::Relaxed)
     }
 
-    /// Callbacks waiting for the next turn.
-    pub fn ready(&self) -> usize {
-        self.ready.len()
-    }
-
     /// Whether anything at all could still happen: ready work, timers or watched descriptors.
     pub fn has_work(&self) -> bool {
         !self.ready.is_empty() || self.timers.len() > 0 || !self.io.is_empty()
