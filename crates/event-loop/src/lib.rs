@@ -125,6 +125,18 @@ impl<C> Remote<C> {
         Ok(())
     }
 
+    /// Tells the loop that work waits for it outside the core (a host's own queue): its next wait
+    /// does not sleep, and a wait in progress ends. Cheap when the loop is busy: a flag.
+    pub fn notify(&self) -> io::Result<()> {
+        self.shared.pending.store(true, Ordering::SeqCst);
+        self.wake()
+    }
+
+    /// How many times the waker was written to (see [`Core::wakeups`]).
+    pub fn wakeups(&self) -> u64 {
+        self.shared.wakeups.load(Ordering::Relaxed)
+    }
+
     /// Queues `callback` to run on the loop thread, waking the loop only if it sleeps.
     ///
     /// Many calls during one sleep cost one wake-up: the first caller that finds the loop asleep

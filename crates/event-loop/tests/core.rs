@@ -179,6 +179,29 @@ fn other_threads_wake_a_sleeping_loop_once_per_batch() {
     assert!(core.wakeups() < 100, "batched: {} wake-ups for 100 calls", core.wakeups());
 }
 
+#[test]
+fn notify_keeps_the_next_wait_from_sleeping_and_ends_a_sleep_in_progress() {
+    let mut core: Core<u32> = Core::new().unwrap();
+    let remote = core.remote();
+    // Before the wait: the turn does not sleep (nothing else would wake it), and no waker write.
+    remote.notify().unwrap();
+    let start = Instant::now();
+    assert!(core.turn().unwrap().is_empty());
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert_eq!(core.wakeups(), 0);
+
+    // During the wait: one write ends it.
+    let notifier = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(50));
+        remote.notify().unwrap();
+    });
+    let start = Instant::now();
+    assert!(core.turn().unwrap().is_empty());
+    notifier.join().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(core.wakeups(), 1);
+}
+
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
 #[test]

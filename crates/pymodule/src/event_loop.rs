@@ -4,8 +4,8 @@
 //!
 //! `_EventLoopCore` (here) holds the core and implements what runs on every callback: `call_soon`,
 //! `call_at`, `call_later`, `call_soon_threadsafe`, `time`, the readers and writers, and `_run_once`,
-//! which waits with the GIL released and runs the turn's handles; `create_future` and `create_task`
-//! make asyncio's own C `Future` and `Task` without a Python frame. `EventLoop` (`event_loop.py`) is
+//! which waits with the GIL released and runs the turn's handles; `create_future` makes a
+//! `mioloop.Future` and `create_task` asyncio's own C `Task`, without a Python frame. `EventLoop` (`event_loop.py`) is
 //! a Python class deriving from it and from asyncio's `BaseEventLoop`, which supplies, unchanged,
 //! what runs once per program: `run_forever`, `run_until_complete`, `stop`, task factories,
 //! exception handlers, debug mode, async generator hooks and executors.
@@ -14,6 +14,8 @@
 //! threads never wait for that mutex while holding the GIL: they queue through the core's `Remote`,
 //! and a timer cancelled from another thread is only marked (the runner skips it).
 
+use crate::bridge::Wakeups;
+use crate::future::Future;
 use crate::selector::fileobj_to_fd;
 use event_loop::{Core, Job, Remote, TimerId, Turn};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
@@ -23,7 +25,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::{ffi, intern};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 /// `time.monotonic()`, which is what asyncio's `loop.time()` returns, from the same clock.
@@ -296,12 +298,13 @@ pub struct EventLoopCore {
     clock: Clock,
     /// Threads other than the loop's waiting for `core` (see `lock`).
     waiters: std::sync::atomic::AtomicUsize,
+    /// Rust futures bridged to this loop that were woken and wait to be polled (`bridge`).
+    wakeups: Arc<Wakeups>,
 }
 
 /// How many busy turns one `_run_once` call may run before returning to `run_forever`.
 const TURNS_PER_CALL: usize = 64;
 
-static FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// `asyncio.Future` or `asyncio.Task` (the C classes when CPython has them), looked up once.
@@ -362,6 +365,22 @@ impl EventLoopCore {
         }
     }
 
+    /// The queue of bridged Rust futures that were woken (see `bridge`).
+    pub(crate) fn wakeups(&self) -> &Arc<Wakeups> {
+        &self.wakeups
+    }
+
+    /// asyncio's `loop.get_debug()`, read natively.
+    pub(crate) fn debug_enabled(&self) -> bool {
+        self.debug.load(Ordering::Relaxed)
+    }
+
+    /// `schedule`, refused with asyncio's error once the loop is closed.
+    pub(crate) fn schedule_checked(&self, handle: Py<Handle>) -> PyResult<()> {
+        self.check_open()?;
+        self.schedule(handle)
+    }
+
     fn check_open(&self) -> PyResult<()> {
         if self.closed.load(Ordering::Acquire) { Err(closed_error()) } else { Ok(()) }
     }
@@ -379,7 +398,7 @@ impl EventLoopCore {
     /// A handle for `callback(*args)`. One that runs once is untracked by the garbage collector:
     /// it lets go of its callback when it runs, is cancelled, or its loop closes, so it can never
     /// keep a cycle alive, and the collector need not visit the thousands a busy loop holds.
-    fn new_handle(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>, repeats: bool) -> PyResult<Py<Handle>> {
+    pub(crate) fn new_handle(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>, repeats: bool) -> PyResult<Py<Handle>> {
         let py = slf.py();
         let handle = Py::new(py, Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind(), repeats)?)?;
         if !repeats {
@@ -506,12 +525,13 @@ impl EventLoopCore {
         let remote = core.remote();
         Ok(EventLoopCore {
             core: Mutex::new(Some(core)),
-            remote,
             closed: AtomicBool::new(false),
             debug: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             clock: Clock::new(),
             waiters: std::sync::atomic::AtomicUsize::new(0),
+            wakeups: Wakeups::native(remote.clone()),
+            remote,
         })
     }
 
@@ -625,12 +645,10 @@ impl EventLoopCore {
         Self::unwatch(slf, fd, true)
     }
 
-    /// A new `asyncio.Future` on this loop (BaseEventLoop's, without its Python frame).
-    fn create_future<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+    /// A new `mioloop.Future` on this loop.
+    fn create_future(slf: &Bound<'_, Self>) -> PyResult<Py<Future>> {
         let py = slf.py();
-        let kwargs = PyDict::new(py);
-        kwargs.set_item(intern!(py, "loop"), slf)?;
-        asyncio_type(py, &FUTURE, "Future")?.call((), Some(&kwargs))
+        Py::new(py, Future::pending(py, slf.as_any(), slf.get().debug_enabled())?)
     }
 
     /// Wraps `coro` in an `asyncio.Task` on this loop. With a task factory set, or in debug mode,
@@ -658,6 +676,12 @@ impl EventLoopCore {
         asyncio_type(py, &TASK, "Task")?.call((coro,), Some(&kwargs))
     }
 
+    /// How many times another thread (or a signal) had to wake the loop from its sleep.
+    #[getter]
+    fn _wakeups(&self) -> u64 {
+        self.remote.wakeups()
+    }
+
     /// Wakes the loop if it sleeps (asyncio's self-pipe write).
     fn _write_to_self(&self) -> PyResult<()> {
         Ok(self.remote.wake()?)
@@ -677,6 +701,10 @@ impl EventLoopCore {
             // A loop asked to stop runs one last turn that must not sleep, as asyncio's does.
             let stopping = this.stopping.load(Ordering::Acquire);
             let slept = this.turn(py, !stopping, &mut jobs)?;
+            if this.wakeups.has_work() {
+                // Rust futures woken during the turn (or from other threads): one poll each.
+                this.wakeups.poll_queued(py);
+            }
             if stopping || slept {
                 return Ok(());
             }

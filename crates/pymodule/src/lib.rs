@@ -10,9 +10,13 @@
 //! | Python | Rust | chapter |
 //! |---|---|---|
 //! | `mioloop.selectors` | [`selector`] over the `selectors` crate | *Selectors* |
+//! | `mioloop.Future` | [`future`] | *mioloop.Future* |
+//! | `mioloop.bridge` | [`bridge`]: Rust futures ↔ asyncio | *Rust futures meet asyncio* |
 //! | `mioloop.EventLoop` | [`event_loop`] over the `event-loop` crate, with asyncio's `BaseEventLoop` | *The same loop in Rust* |
 
+pub mod bridge;
 pub mod event_loop;
+pub mod future;
 pub mod selector;
 
 /// `import mioloop`: the selector, the event loop, the Future and the offload pool of *Under the Await*.
@@ -23,10 +27,14 @@ pub mod mioloop {
     #[pymodule_export]
     use crate::event_loop::{EventLoopCore, Handle, TimerHandle};
 
+    #[pymodule_export]
+    use crate::future::Future;
+
     #[pymodule_init]
     fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
         let py = module.py();
         module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        crate::future::install_finalizer(&py.get_type::<crate::future::Future>());
         // The Python half of EventLoop: asyncio's BaseEventLoop on top of the native core.
         let namespace = pyo3::types::PyDict::new(py);
         namespace.set_item("_EventLoopCore", py.get_type::<crate::event_loop::EventLoopCore>())?;
@@ -37,6 +45,20 @@ pub mod mioloop {
             module.add(name, namespace.get_item(name)?.expect("defined by event_loop.py"))?;
         }
         Ok(())
+    }
+
+    /// `mioloop.bridge`: Rust futures awaited from Python, and Python awaitables from Rust.
+    #[pymodule]
+    pub mod bridge {
+        use pyo3::prelude::*;
+
+        #[pymodule_export]
+        use crate::bridge::{after, after_many, forever, panics, ready, ready_pyo3, relay};
+
+        #[pymodule_init]
+        fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+            module.py().import("sys")?.getattr("modules")?.set_item("mioloop.bridge", module)
+        }
     }
 
     /// `mioloop.selectors`: a level-triggered selector over mio, interchangeable with the standard

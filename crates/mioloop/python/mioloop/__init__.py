@@ -4,6 +4,7 @@ The selector, the event loop, the Future and the offload pool that the book buil
 Everything lives in the compiled extension `mioloop.mioloop`; this file only re-exports it.
 """
 
-from .mioloop import EventLoop, EventLoopPolicy, Handle, TimerHandle, __version__, new_event_loop, selectors
+from .mioloop import EventLoop, EventLoopPolicy, Future, Handle, TimerHandle, __version__, new_event_loop, selectors
+from .mioloop import bridge
 
-__all__ = ["EventLoop", "EventLoopPolicy", "Handle", "TimerHandle", "__version__", "new_event_loop", "selectors"]
+__all__ = ["EventLoop", "EventLoopPolicy", "Future", "Handle", "TimerHandle", "__version__", "bridge", "new_event_loop", "selectors"]

@@ -1,0 +1,646 @@
+//! `mioloop.Future`: asyncio's `Future`, written in Rust.
+//!
+//! Taught in the chapter *mioloop.Future*. It keeps asyncio's contract to the letter — the same
+//! methods, states, errors and repr, the `_asyncio_future_blocking` handshake that `asyncio.Task`
+//! relies on, done callbacks run through the loop in their `contextvars` context — so that asyncio's
+//! own `Task`, `gather`, `wait_for` and friends accept it, on any event loop. On a
+//! `mioloop.EventLoop` its callbacks go straight onto the loop's ready queue, without a Python call.
+//!
+//! Python may re-enter a future while it runs Python code (a callback's `__eq__`, a loop's
+//! `call_soon`, a `repr`), so no method keeps the future borrowed across a call into Python.
+
+use crate::event_loop::EventLoopCore;
+use pyo3::exceptions::{PyAttributeError, PyBaseException, PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyTraceback, PyTuple, PyType};
+use pyo3::{PyTraverseError, ffi, intern};
+
+/// Where a future is in its life: it starts pending and ends cancelled or finished, once.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum State {
+    Pending,
+    Cancelled,
+    Finished,
+}
+
+impl State {
+    /// asyncio's names, as `future._state` shows them.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Pending => "PENDING",
+            State::Cancelled => "CANCELLED",
+            State::Finished => "FINISHED",
+        }
+    }
+}
+
+/// The loop a future belongs to, and, when that loop is a `mioloop.EventLoop`, its native half,
+/// through which callbacks are scheduled without a Python call.
+struct Owner {
+    event_loop: Py<PyAny>,
+    native: Option<Py<EventLoopCore>>,
+}
+
+/// An asyncio-compatible Future. `asyncio.isfuture()` is true of it, and `asyncio.Task` awaits it.
+#[pyclass(subclass, weakref, module = "mioloop", name = "Future")]
+pub struct Future {
+    /// `None` until `__init__` has run (a subclass may skip it: every method then raises).
+    owner: Option<Owner>,
+    state: State,
+    result: Option<Py<PyAny>>,
+    exception: Option<Py<PyAny>>,
+    /// The exception's traceback when it was set, so that `result()` re-raises it from there.
+    exception_tb: Option<Py<PyAny>>,
+    /// Done callbacks and the context each runs in, in the order they were added.
+    callbacks: Vec<(Py<PyAny>, Py<PyAny>)>,
+    /// `_asyncio_future_blocking`: set when `await` yields the future to the task driving it.
+    blocking: bool,
+    /// An exception nobody looked at is reported when the future is collected.
+    log_traceback: bool,
+    cancel_message: Option<Py<PyAny>>,
+    /// Where the future was made (`traceback.extract_stack()`), in debug mode only.
+    source_traceback: Option<Py<PyAny>>,
+}
+
+static CANCELLED_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static INVALID_STATE_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// An exception class of `asyncio.exceptions`, looked up once.
+fn asyncio_exception<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyAny>>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let class = cell.get_or_try_init(py, || py.import("asyncio.exceptions")?.getattr(name).map(Bound::unbind))?;
+    Ok(class.bind(py).clone())
+}
+
+fn invalid_state(py: Python<'_>, message: String) -> PyErr {
+    match asyncio_exception(py, &INVALID_STATE_ERROR, "InvalidStateError") {
+        Ok(class) => match class.call1((message,)) {
+            Ok(error) => PyErr::from_value(error),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    }
+}
+
+fn not_initialized() -> PyErr {
+    PyRuntimeError::new_err("Future object is not initialized.")
+}
+
+/// `StopIteration(value)`, raised the way CPython's own iterators raise it: a plain value is left
+/// unwrapped, so that the coroutine awaiting it takes the value without making an exception object.
+fn stop_iteration(py: Python<'_>, value: Py<PyAny>) -> PyErr {
+    let value = value.into_bound(py);
+    if value.is_instance_of::<PyTuple>() || value.is_instance_of::<PyBaseException>() {
+        return PyStopIteration::new_err((value.unbind(),));
+    }
+    // SAFETY: both are valid objects; PyErr_SetObject takes its own references.
+    unsafe { ffi::PyErr_SetObject(ffi::PyExc_StopIteration, value.as_ptr()) };
+    PyErr::fetch(py)
+}
+
+/// `contextvars.copy_context()`.
+fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    // SAFETY: PyContext_CopyCurrent returns a new reference, or NULL with an exception set.
+    Ok(unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? }.unbind())
+}
+
+/// `a == b` as Python's list operations compare (identity first, then `__eq__`).
+fn equal(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
+    // SAFETY: both are valid objects; the call returns -1 with an exception set on error.
+    match unsafe { ffi::PyObject_RichCompareBool(a.as_ptr(), b.as_ptr(), ffi::Py_EQ) } {
+        -1 => Err(PyErr::fetch(a.py())),
+        result => Ok(result == 1),
+    }
+}
+
+impl Future {
+    /// One step of `await` (see `__await__`).
+    fn step(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let mut this = slf.borrow_mut();
+        if this.state == State::Pending {
+            if this.blocking {
+                return Err(PyRuntimeError::new_err("await wasn't used with future"));
+            }
+            this.blocking = true;
+            return Ok(slf.clone().into_any().unbind());
+        }
+        let result = this.result(py)?;
+        drop(this);
+        Err(stop_iteration(py, result))
+    }
+
+    fn owner(&self) -> PyResult<&Owner> {
+        self.owner.as_ref().ok_or_else(not_initialized)
+    }
+
+    /// A pending future on `event_loop`, as `loop.create_future()` makes them. `debug` says whether
+    /// to record where it was made.
+    pub(crate) fn pending(py: Python<'_>, event_loop: &Bound<'_, PyAny>, debug: bool) -> PyResult<Self> {
+        let mut future = Future {
+            owner: None,
+            state: State::Pending,
+            result: None,
+            exception: None,
+            exception_tb: None,
+            callbacks: Vec::new(),
+            blocking: false,
+            log_traceback: false,
+            cancel_message: None,
+            source_traceback: None,
+        };
+        future.attach(py, event_loop, debug)?;
+        Ok(future)
+    }
+
+    fn attach(&mut self, py: Python<'_>, event_loop: &Bound<'_, PyAny>, debug: bool) -> PyResult<()> {
+        let native = event_loop.cast::<EventLoopCore>().ok().map(|core| core.clone().unbind());
+        self.owner = Some(Owner { event_loop: event_loop.clone().unbind(), native });
+        self.source_traceback = if debug { Some(py.import("traceback")?.call_method0("extract_stack")?.unbind()) } else { None };
+        Ok(())
+    }
+
+    /// The `CancelledError` that `result()`, `exception()` and `await` raise.
+    fn cancelled_error(&self, py: Python<'_>) -> PyResult<PyErr> {
+        let class = asyncio_exception(py, &CANCELLED_ERROR, "CancelledError")?;
+        let error = match &self.cancel_message {
+            Some(message) => class.call1((message,))?,
+            None => class.call0()?,
+        };
+        Ok(PyErr::from_value(error))
+    }
+
+    /// Runs `callback(future)` soon, in `context`, on the future's loop.
+    fn call_soon(slf: &Bound<'_, Self>, owner_loop: &Bound<'_, PyAny>, native: Option<&Bound<'_, EventLoopCore>>, callback: Py<PyAny>, context: Py<PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        if let Some(core) = native.filter(|core| !core.get().debug_enabled()) {
+            let args = PyTuple::new(py, [slf.as_any()])?;
+            let handle = EventLoopCore::new_handle(core, callback.bind(py), &args, Some(context), false)?;
+            return core.get().schedule_checked(handle);
+        }
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "context"), context)?;
+        owner_loop.call_method(intern!(py, "call_soon"), (callback, slf), Some(&kwargs))?;
+        Ok(())
+    }
+
+    /// `InvalidStateError` (naming the state and the future) unless the future is pending.
+    fn ensure_pending(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let state = {
+            let this = slf.borrow();
+            this.owner()?;
+            this.state
+        };
+        if state == State::Pending {
+            return Ok(());
+        }
+        Err(invalid_state(slf.py(), format!("{}: {}", state.name(), slf.repr()?)))
+    }
+
+    /// Moves a pending future to `state` and schedules its callbacks; `InvalidStateError` if it is done.
+    fn complete(slf: &Bound<'_, Self>, state: State, set: impl FnOnce(&mut Future)) -> PyResult<()> {
+        let py = slf.py();
+        Self::ensure_pending(slf)?;
+        let (callbacks, event_loop, native) = {
+            let mut this = slf.borrow_mut();
+            let owner = this.owner()?;
+            let (event_loop, native) = (owner.event_loop.clone_ref(py), owner.native.as_ref().map(|n| n.clone_ref(py)));
+            this.state = state;
+            set(&mut this);
+            (std::mem::take(&mut this.callbacks), event_loop, native)
+        };
+        let (event_loop, native) = (event_loop.bind(py), native.as_ref().map(|n| n.bind(py)));
+        for (callback, context) in callbacks {
+            Self::call_soon(slf, event_loop, native, callback, context)?;
+        }
+        Ok(())
+    }
+
+}
+
+/// The deallocator pyo3 gave `Future`, which [`dealloc`] calls after the finalizer.
+static PYO3_DEALLOC: std::sync::OnceLock<ffi::destructor> = std::sync::OnceLock::new();
+
+/// Gives `Future` a finalizer (PEP 442), as asyncio's C Future has: pyo3 has no `__del__`, and a
+/// destructor cannot hand the dying future to the exception handler, which asyncio's report of an
+/// exception never retrieved includes. Called once, when the module is made.
+pub(crate) fn install_finalizer(class: &Bound<'_, PyType>) {
+    let class = class.as_type_ptr();
+    // SAFETY: `class` is pyo3's heap type for Future, not yet instantiated or subclassed; setting
+    // slots and then calling PyType_Modified is how CPython's own types are patched.
+    unsafe {
+        if let Some(original) = (*class).tp_dealloc {
+            if PYO3_DEALLOC.set(original).is_ok() {
+                (*class).tp_dealloc = Some(dealloc);
+                (*class).tp_finalize = Some(finalize);
+                ffi::PyType_Modified(class);
+            }
+        }
+    }
+}
+
+/// Runs the finalizer (unless it already ran, or the object is cyclic garbage the collector
+/// finalized), then pyo3's deallocator; a finalizer that resurrected the object stops here.
+unsafe extern "C" fn dealloc(object: *mut ffi::PyObject) {
+    // SAFETY: called by CPython with a dead object of our type (refcount 0), GIL held.
+    unsafe {
+        if ffi::PyObject_CallFinalizerFromDealloc(object) < 0 {
+            return;
+        }
+        if let Some(original) = PYO3_DEALLOC.get() {
+            original(object);
+        }
+    }
+}
+
+/// Reports an exception that was set and never retrieved to the loop's exception handler, with
+/// the future itself in the context, as asyncio does; the exception being raised, if any, is kept.
+unsafe extern "C" fn finalize(object: *mut ffi::PyObject) {
+    // SAFETY: CPython calls tp_finalize with the GIL held and the object alive.
+    let py = unsafe { Python::assume_attached() };
+    let pending = PyErr::take(py);
+    // SAFETY: `object` is alive for the duration of this call; we take a new reference.
+    let any = unsafe { Bound::from_borrowed_ptr(py, object) };
+    if let Ok(future) = any.cast::<Future>() {
+        if let Err(e) = report_unretrieved(future) {
+            e.write_unraisable(py, Some(future.as_any()));
+        }
+    }
+    if let Some(pending) = pending {
+        pending.restore(py);
+    }
+}
+
+fn report_unretrieved(future: &Bound<'_, Future>) -> PyResult<()> {
+    let py = future.py();
+    let (exception, event_loop, source) = {
+        let Ok(mut this) = future.try_borrow_mut() else { return Ok(()) };
+        if !std::mem::take(&mut this.log_traceback) {
+            return Ok(());
+        }
+        let (Some(exception), Some(owner)) = (this.exception.as_ref(), this.owner.as_ref()) else { return Ok(()) };
+        (exception.clone_ref(py), owner.event_loop.clone_ref(py), this.source_traceback.as_ref().map(|s| s.clone_ref(py)))
+    };
+    let context = PyDict::new(py);
+    context.set_item("message", format!("{} exception was never retrieved", future.get_type().name()?))?;
+    context.set_item("exception", exception)?;
+    context.set_item("future", future)?;
+    if let Some(source) = source {
+        context.set_item("source_traceback", source)?;
+    }
+    event_loop.bind(py).call_method1(intern!(py, "call_exception_handler"), (context,))?;
+    Ok(())
+}
+
+#[pymethods]
+impl Future {
+    /// Python calls `__new__` then `__init__`, as for asyncio's C Future: a subclass that skips
+    /// `__init__` gets a future whose methods raise `RuntimeError`, not one that crashes.
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
+        Future {
+            owner: None,
+            state: State::Pending,
+            result: None,
+            exception: None,
+            exception_tb: None,
+            callbacks: Vec::new(),
+            blocking: false,
+            log_traceback: false,
+            cancel_message: None,
+            source_traceback: None,
+        }
+    }
+
+    /// `Future(*, loop=None)`: on `loop`, or on the running loop, or on the current thread's loop.
+    #[pyo3(signature = (*, r#loop = None))]
+    fn __init__(slf: &Bound<'_, Self>, r#loop: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        let event_loop = match r#loop.filter(|l| !l.is_none()) {
+            Some(event_loop) => event_loop.clone(),
+            None => py.import("asyncio.events")?.call_method0("get_event_loop")?,
+        };
+        let debug = match event_loop.cast::<EventLoopCore>() {
+            Ok(core) => core.get().debug_enabled(),
+            Err(_) => event_loop.call_method0(intern!(py, "get_debug"))?.is_truthy()?,
+        };
+        let mut this = slf.borrow_mut();
+        *this = Future::new(&PyTuple::empty(py), None);
+        this.attach(py, &event_loop, debug)
+    }
+
+    /// `Future[int]` in annotations.
+    #[classmethod]
+    fn __class_getitem__(cls: &Bound<'_, PyType>, item: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = cls.py();
+        Ok(py.import("types")?.getattr("GenericAlias")?.call1((cls, item))?.unbind())
+    }
+
+    /// The loop the future is bound to.
+    pub fn get_loop(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.owner()?.event_loop.clone_ref(py))
+    }
+
+    /// The result; raises the exception if one was set, `CancelledError` if cancelled, and
+    /// `InvalidStateError` if the future is not done.
+    pub fn result(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self.state {
+            State::Cancelled => Err(self.cancelled_error(py)?),
+            State::Pending => Err(invalid_state(py, "Result is not ready.".into())),
+            State::Finished => {
+                self.log_traceback = false;
+                if let Some(exception) = &self.exception {
+                    let exception = exception.bind(py);
+                    if let Some(tb) = &self.exception_tb {
+                        exception.call_method1(intern!(py, "with_traceback"), (tb,))?;
+                    }
+                    return Err(PyErr::from_value(exception.clone()));
+                }
+                Ok(self.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py)))
+            }
+        }
+    }
+
+    /// The exception set (or None); `CancelledError` if cancelled, `InvalidStateError` if pending.
+    pub fn exception(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match self.state {
+            State::Cancelled => Err(self.cancelled_error(py)?),
+            State::Pending => Err(invalid_state(py, "Exception is not set.".into())),
+            State::Finished => {
+                self.log_traceback = false;
+                Ok(self.exception.as_ref().map(|e| e.clone_ref(py)))
+            }
+        }
+    }
+
+    /// Marks the future done with `result` and schedules its callbacks.
+    pub fn set_result(slf: &Bound<'_, Self>, result: Py<PyAny>) -> PyResult<()> {
+        Self::complete(slf, State::Finished, |this| this.result = Some(result))
+    }
+
+    /// Marks the future done with `exception` (a class is instantiated) and schedules its callbacks.
+    pub fn set_exception(slf: &Bound<'_, Self>, exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        Self::ensure_pending(slf)?;
+        let exception = match exception.cast::<PyType>() {
+            Ok(class) => class.call0()?,
+            Err(_) => exception.clone(),
+        };
+        if !exception.is_instance_of::<PyBaseException>() {
+            return Err(PyTypeError::new_err("invalid exception object"));
+        }
+        if exception.is_instance_of::<PyStopIteration>() {
+            return Err(PyTypeError::new_err("StopIteration interacts badly with generators and cannot be raised into a Future"));
+        }
+        let tb = exception.getattr(intern!(py, "__traceback__"))?;
+        Self::complete(slf, State::Finished, |this| {
+            this.exception = Some(exception.unbind());
+            this.exception_tb = (!tb.is_none()).then(|| tb.unbind());
+            this.log_traceback = true;
+        })
+    }
+
+    /// Cancels a pending future (True), with an optional message for its `CancelledError`;
+    /// False if it is already done.
+    #[pyo3(signature = (msg = None))]
+    pub fn cancel(slf: &Bound<'_, Self>, msg: Option<Py<PyAny>>) -> PyResult<bool> {
+        {
+            let mut this = slf.borrow_mut();
+            this.owner()?;
+            this.log_traceback = false;
+            if this.state != State::Pending {
+                return Ok(false);
+            }
+        }
+        Self::complete(slf, State::Cancelled, |this| this.cancel_message = msg)?;
+        Ok(true)
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.state == State::Cancelled
+    }
+
+    pub fn done(&self) -> bool {
+        self.state != State::Pending
+    }
+
+    /// Runs `callback(future)` when the future is done (soon, if it already is), in `context`
+    /// (a copy of the current context by default).
+    #[pyo3(signature = (callback, *, context = None))]
+    pub fn add_done_callback(slf: &Bound<'_, Self>, callback: Py<PyAny>, context: Option<Py<PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        let context = match context.filter(|c| !c.is_none(py)) {
+            Some(context) => context,
+            None => copy_context(py)?,
+        };
+        let mut this = slf.borrow_mut();
+        let owner = this.owner()?;
+        if this.state == State::Pending {
+            this.callbacks.push((callback, context));
+            return Ok(());
+        }
+        let (event_loop, native) = (owner.event_loop.clone_ref(py), owner.native.as_ref().map(|n| n.clone_ref(py)));
+        drop(this);
+        Self::call_soon(slf, event_loop.bind(py), native.as_ref().map(|n| n.bind(py)), callback, context)
+    }
+
+    /// Removes every registration of `callback` (compared with `==`); returns how many.
+    ///
+    /// Comparing runs Python code that may add or remove callbacks meanwhile: the list is read
+    /// afresh at each step and replaced at the end only by what survived.
+    fn remove_done_callback(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let py = slf.py();
+        slf.borrow().owner()?;
+        let mut kept = Vec::new();
+        let mut index = 0;
+        loop {
+            let entry = {
+                let this = slf.borrow();
+                match this.callbacks.get(index) {
+                    Some((f, c)) => (f.clone_ref(py), c.clone_ref(py)),
+                    None => break,
+                }
+            };
+            if !equal(entry.0.bind(py), callback)? {
+                kept.push(entry);
+            }
+            index += 1;
+        }
+        let mut this = slf.borrow_mut();
+        let before = this.callbacks.len();
+        if kept.len() != before {
+            this.callbacks = kept;
+        }
+        Ok(before - this.callbacks.len())
+    }
+
+    /// The finalizer, as a method: a Python subclass finds its finalizer by looking up `__del__`.
+    fn __del__(slf: &Bound<'_, Self>) -> PyResult<()> {
+        report_unretrieved(slf)
+    }
+
+    /// `await future` (and `yield from future`): the future is its own iterator, which saves an
+    /// object per `await`. While the future is pending, the first step yields it (telling the task
+    /// to wait for it) with `_asyncio_future_blocking` set; a task clears the flag when it has
+    /// registered its wake-up, so a second step while the flag is still set means no task did.
+    /// Once the future is done, a step returns its result (raises `StopIteration(result)`).
+    fn __await__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __next__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        Self::step(slf)
+    }
+
+    /// A value sent in is ignored: a future's `await` only ever resumes with `None`.
+    fn send(slf: &Bound<'_, Self>, _value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        Self::step(slf)
+    }
+
+    /// Raises the exception at the `await`, as a generator's `throw` would (same checks, same errors).
+    #[pyo3(signature = (kind, value = None, traceback = None))]
+    fn throw(&self, kind: &Bound<'_, PyAny>, value: Option<&Bound<'_, PyAny>>, traceback: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        let py = kind.py();
+        let value = value.filter(|v| !v.is_none());
+        let traceback = traceback.filter(|t| !t.is_none());
+        if let Some(tb) = traceback {
+            if !tb.is_instance_of::<PyTraceback>() {
+                return Err(PyTypeError::new_err("throw() third argument must be a traceback"));
+            }
+        }
+        let class = kind.cast::<PyType>().ok().filter(|c| c.is_subclass_of::<PyBaseException>().unwrap_or(false));
+        let exception = if let Some(class) = class {
+            match value {
+                Some(v) if v.is_instance(class)? => v.clone(),
+                Some(v) => match v.cast::<PyTuple>() {
+                    Ok(args) => class.call1(args.clone())?,
+                    Err(_) => class.call1((v,))?,
+                },
+                None => class.call0()?,
+            }
+        } else if kind.is_instance_of::<PyBaseException>() {
+            if value.is_some() {
+                return Err(PyTypeError::new_err("instance exception may not have a separate value"));
+            }
+            kind.clone()
+        } else {
+            return Err(PyTypeError::new_err("exceptions must be classes deriving BaseException"));
+        };
+        if let Some(tb) = traceback {
+            exception.call_method1(intern!(py, "with_traceback"), (tb,))?;
+        }
+        Err(PyErr::from_value(exception))
+    }
+
+    /// asyncio's repr, e.g. `<Future pending cb=[...]>` or `<Future finished result=4>`.
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        Ok(py.import("asyncio.base_futures")?.call_method1("_future_repr", (slf,))?.unbind())
+    }
+
+    /// The `CancelledError` for a cancelled future (asyncio's `gather` asks its children for it).
+    fn _make_cancelled_error(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.cancelled_error(py)?.into_value(py).into_any())
+    }
+
+    #[getter]
+    fn _asyncio_future_blocking(&self) -> bool {
+        self.blocking
+    }
+
+    #[setter(_asyncio_future_blocking)]
+    fn set_blocking(&mut self, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let value = value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))?;
+        self.blocking = value.is_truthy()?;
+        Ok(())
+    }
+
+    #[getter]
+    fn _log_traceback(&self) -> bool {
+        self.log_traceback
+    }
+
+    #[setter(_log_traceback)]
+    fn set_log_traceback(&mut self, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let value = value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))?;
+        if value.is_truthy()? {
+            return Err(PyValueError::new_err("_log_traceback can only be set to False"));
+        }
+        self.log_traceback = false;
+        Ok(())
+    }
+
+    #[getter]
+    fn _loop(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.owner.as_ref().map(|o| o.event_loop.clone_ref(py))
+    }
+
+    #[getter]
+    fn _state(&self) -> &'static str {
+        self.state.name()
+    }
+
+    #[getter]
+    fn _result(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.result.as_ref().map(|r| r.clone_ref(py))
+    }
+
+    #[getter]
+    fn _exception(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.exception.as_ref().map(|e| e.clone_ref(py))
+    }
+
+    /// The pending callbacks as asyncio lists them: `[(callback, context), ...]`.
+    #[getter]
+    fn _callbacks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let entries = self.callbacks.iter().map(|(f, c)| PyTuple::new(py, [f.bind(py), c.bind(py)])).collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, entries)
+    }
+
+    #[getter]
+    fn _source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.source_traceback.as_ref().map(|s| s.clone_ref(py))
+    }
+
+    #[getter]
+    fn _cancel_message(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.cancel_message.as_ref().map(|m| m.clone_ref(py))
+    }
+
+    #[setter(_cancel_message)]
+    fn set_cancel_message(&mut self, value: Option<Py<PyAny>>) {
+        self.cancel_message = value;
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(owner) = &self.owner {
+            visit.call(&owner.event_loop)?;
+        }
+        visit.call(&self.result)?;
+        visit.call(&self.exception)?;
+        visit.call(&self.exception_tb)?;
+        for (callback, context) in &self.callbacks {
+            visit.call(callback)?;
+            visit.call(context)?;
+        }
+        visit.call(&self.cancel_message)?;
+        visit.call(&self.source_traceback)?;
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.owner = None;
+        self.result = None;
+        self.exception = None;
+        self.exception_tb = None;
+        self.callbacks.clear();
+        self.cancel_message = None;
+        self.source_traceback = None;
+    }
+}
