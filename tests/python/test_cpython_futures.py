@@ -43,6 +43,17 @@ class MioFutureInheritanceTests(test_futures.BaseFutureInheritanceTests, test_ut
         return mioloop.Future
 
 
+class MioFutureOnMioloopTests(test_futures.BaseFutureTests, test_utils.TestCase):
+    """The Future suite again, with each future on a mioloop.EventLoop (callbacks scheduled natively)."""
+
+    cls = mioloop.Future
+
+    def new_test_loop(self, gen=None):
+        loop = mioloop.new_event_loop()
+        self.set_event_loop(loop)
+        return loop
+
+
 class CTaskMioFutureTests(test_tasks.BaseTaskTests, test_utils.TestCase):
     Task = test_tasks.tasks._CTask
     Future = mioloop.Future

@@ -87,18 +87,6 @@ fn not_initialized() -> PyErr {
     PyRuntimeError::new_err("Future object is not initialized.")
 }
 
-/// `StopIteration(value)`, raised the way CPython's own iterators raise it: a plain value is left
-/// unwrapped, so that the coroutine awaiting it takes the value without making an exception object.
-fn stop_iteration(py: Python<'_>, value: Py<PyAny>) -> PyErr {
-    let value = value.into_bound(py);
-    if value.is_instance_of::<PyTuple>() || value.is_instance_of::<PyBaseException>() {
-        return PyStopIteration::new_err((value.unbind(),));
-    }
-    // SAFETY: both are valid objects; PyErr_SetObject takes its own references.
-    unsafe { ffi::PyErr_SetObject(ffi::PyExc_StopIteration, value.as_ptr()) };
-    PyErr::fetch(py)
-}
-
 /// `contextvars.copy_context()`.
 fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
     // SAFETY: PyContext_CopyCurrent returns a new reference, or NULL with an exception set.
@@ -119,6 +107,7 @@ impl Future {
     fn step(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let mut this = slf.borrow_mut();
+        this.owner()?;
         if this.state == State::Pending {
             if this.blocking {
                 return Err(PyRuntimeError::new_err("await wasn't used with future"));
@@ -128,7 +117,7 @@ impl Future {
         }
         let result = this.result(py)?;
         drop(this);
-        Err(stop_iteration(py, result))
+        Err(PyStopIteration::new_err((result,)))
     }
 
     fn owner(&self) -> PyResult<&Owner> {
@@ -185,7 +174,7 @@ impl Future {
         Ok(())
     }
 
-    /// `InvalidStateError` (naming the state and the future) unless the future is pending.
+    /// `InvalidStateError` unless the future is pending.
     fn ensure_pending(slf: &Bound<'_, Self>) -> PyResult<()> {
         let state = {
             let this = slf.borrow();
@@ -195,7 +184,7 @@ impl Future {
         if state == State::Pending {
             return Ok(());
         }
-        Err(invalid_state(slf.py(), format!("{}: {}", state.name(), slf.repr()?)))
+        Err(invalid_state(slf.py(), "invalid state".into()))
     }
 
     /// Moves a pending future to `state` and schedules its callbacks; `InvalidStateError` if it is done.
@@ -346,15 +335,21 @@ impl Future {
     /// The result; raises the exception if one was set, `CancelledError` if cancelled, and
     /// `InvalidStateError` if the future is not done.
     pub fn result(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if self.owner.is_none() {
+            // asyncio's C Future says this with InvalidStateError here, RuntimeError elsewhere.
+            return Err(invalid_state(py, "Future object is not initialized.".into()));
+        }
         match self.state {
             State::Cancelled => Err(self.cancelled_error(py)?),
-            State::Pending => Err(invalid_state(py, "Result is not ready.".into())),
+            State::Pending => Err(invalid_state(py, "Result is not set.".into())),
             State::Finished => {
                 self.log_traceback = false;
                 if let Some(exception) = &self.exception {
                     let exception = exception.bind(py);
                     if let Some(tb) = &self.exception_tb {
-                        exception.call_method1(intern!(py, "with_traceback"), (tb,))?;
+                        // As the C Future does: no Python code runs (the future is borrowed).
+                        // SAFETY: a valid exception instance and traceback; the call takes its own reference.
+                        unsafe { ffi::PyException_SetTraceback(exception.as_ptr(), tb.as_ptr()) };
                     }
                     return Err(PyErr::from_value(exception.clone()));
                 }
@@ -365,6 +360,10 @@ impl Future {
 
     /// The exception set (or None); `CancelledError` if cancelled, `InvalidStateError` if pending.
     pub fn exception(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        if self.owner.is_none() {
+            // asyncio's C Future says this with InvalidStateError here, RuntimeError elsewhere.
+            return Err(invalid_state(py, "Future object is not initialized.".into()));
+        }
         match self.state {
             State::Cancelled => Err(self.cancelled_error(py)?),
             State::Pending => Err(invalid_state(py, "Exception is not set.".into())),
@@ -505,7 +504,7 @@ impl Future {
 
     /// Raises the exception at the `await`, as a generator's `throw` would (same checks, same errors).
     #[pyo3(signature = (kind, value = None, traceback = None))]
-    fn throw(&self, kind: &Bound<'_, PyAny>, value: Option<&Bound<'_, PyAny>>, traceback: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    fn throw(_slf: &Bound<'_, Self>, kind: &Bound<'_, PyAny>, value: Option<&Bound<'_, PyAny>>, traceback: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
         let py = kind.py();
         let value = value.filter(|v| !v.is_none());
         let traceback = traceback.filter(|t| !t.is_none());
@@ -582,8 +581,9 @@ impl Future {
     }
 
     #[getter]
-    fn _state(&self) -> &'static str {
-        self.state.name()
+    fn _state(&self) -> PyResult<&'static str> {
+        self.owner()?;
+        Ok(self.state.name())
     }
 
     #[getter]
@@ -596,11 +596,15 @@ impl Future {
         self.exception.as_ref().map(|e| e.clone_ref(py))
     }
 
-    /// The pending callbacks as asyncio lists them: `[(callback, context), ...]`.
+    /// The pending callbacks as asyncio's C Future lists them: `[(callback, context), ...]`, or
+    /// None when there are none.
     #[getter]
-    fn _callbacks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    fn _callbacks<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        if self.callbacks.is_empty() {
+            return Ok(None);
+        }
         let entries = self.callbacks.iter().map(|(f, c)| PyTuple::new(py, [f.bind(py), c.bind(py)])).collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, entries)
+        PyList::new(py, entries).map(Some)
     }
 
     #[getter]
