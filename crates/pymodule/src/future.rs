@@ -144,7 +144,14 @@ impl Future {
     }
 
     fn attach(&mut self, py: Python<'_>, event_loop: &Bound<'_, PyAny>, debug: bool) -> PyResult<()> {
-        let native = event_loop.cast::<EventLoopCore>().ok().map(|core| core.clone().unbind());
+        // Native scheduling only when the loop's class keeps the native call_soon: a subclass that
+        // overrides it (to trace, say) must see the future's callbacks, as with asyncio's Future.
+        static NATIVE_CALL_SOON: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let native_call_soon = NATIVE_CALL_SOON.get_or_try_init(py, || py.get_type::<EventLoopCore>().getattr("call_soon").map(Bound::unbind))?;
+        let native = match event_loop.cast::<EventLoopCore>() {
+            Ok(core) if event_loop.get_type().getattr(intern!(py, "call_soon"))?.is(native_call_soon.bind(py)) => Some(core.clone().unbind()),
+            _ => None,
+        };
         self.owner = Some(Owner { event_loop: event_loop.clone().unbind(), native });
         self.source_traceback = if debug { Some(py.import("traceback")?.call_method0("extract_stack")?.unbind()) } else { None };
         Ok(())
