@@ -22,4 +22,4 @@ def test_futures_bridge_benchmark_prints_its_tables_and_writes_its_charts(tmp_pa
     assert "mioloop.bridge.ready" in out and "pyo3 experimental-async" in out
     for chart in ("futures-throughput.svg", "futures-round-trip.svg"):
         svg = (tmp_path / chart).read_text()
-        assert svg.startswith("<svg") and svg.count("<rect") >= 4
+        assert svg.startswith("<svg") and svg.count("<rect") >= 3  # uvloop and rloop are optional
