@@ -95,9 +95,13 @@ pub enum JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let JoinError::Panicked(payload) = self;
-        let message = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-        write!(f, "JoinError::Panicked({:?})", message.unwrap_or("<non-string payload>"))
+        write!(f, "JoinError::Panicked({:?})", panic_message(payload.as_ref()))
     }
+}
+
+/// The message a panic was raised with (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str)).unwrap_or("<non-string payload>")
 }
 
 /// The state a task shares with its [`JoinHandle`].

@@ -201,7 +201,7 @@ impl RustTask {
         let outcome = match polled {
             Ok(Poll::Pending) => return,
             Ok(Poll::Ready(output)) => output.and_then(|convert| convert(py)),
-            Err(panic) => Err(PyRuntimeError::new_err(format!("the Rust future panicked: {}", panic_message(&*panic)))),
+            Err(panic) => Err(PyRuntimeError::new_err(format!("the Rust future panicked: {}", event_loop::executor::panic_message(panic.as_ref())))),
         };
         let finished = slot.take();
         drop(slot);
@@ -217,17 +217,6 @@ impl RustTask {
         if let Err(e) = resolved {
             e.write_unraisable(py, Some(awaitable.as_any()));
         }
-    }
-}
-
-/// The message a panic was raised with (`panic!("...")` gives a `&str` or a `String`).
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_string()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "(a panic without a message)".to_string()
     }
 }
 

@@ -18,8 +18,9 @@ use pyo3::types::{PyDict, PyList, PyTraceback, PyTuple, PyType};
 use pyo3::{PyTraverseError, ffi, intern};
 
 /// Where a future is in its life: it starts pending and ends cancelled or finished, once.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub enum State {
+    #[default]
     Pending,
     Cancelled,
     Finished,
@@ -45,6 +46,7 @@ struct Owner {
 
 /// An asyncio-compatible Future. `asyncio.isfuture()` is true of it, and `asyncio.Task` awaits it.
 #[pyclass(subclass, weakref, module = "mioloop", name = "Future")]
+#[derive(Default)]
 pub struct Future {
     /// `None` until `__init__` has run (a subclass may skip it: every method then raises).
     owner: Option<Owner>,
@@ -127,18 +129,7 @@ impl Future {
     /// A pending future on `event_loop`, as `loop.create_future()` makes them. `debug` says whether
     /// to record where it was made.
     pub(crate) fn pending(py: Python<'_>, event_loop: &Bound<'_, PyAny>, debug: bool) -> PyResult<Self> {
-        let mut future = Future {
-            owner: None,
-            state: State::Pending,
-            result: None,
-            exception: None,
-            exception_tb: None,
-            callbacks: Vec::new(),
-            blocking: false,
-            log_traceback: false,
-            cancel_message: None,
-            source_traceback: None,
-        };
+        let mut future = Future::default();
         future.attach(py, event_loop, debug)?;
         Ok(future)
     }
@@ -296,18 +287,7 @@ impl Future {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
-        Future {
-            owner: None,
-            state: State::Pending,
-            result: None,
-            exception: None,
-            exception_tb: None,
-            callbacks: Vec::new(),
-            blocking: false,
-            log_traceback: false,
-            cancel_message: None,
-            source_traceback: None,
-        }
+        Future::default()
     }
 
     /// `Future(*, loop=None)`: on `loop`, or on the running loop, or on the current thread's loop.
@@ -323,7 +303,7 @@ impl Future {
             Err(_) => event_loop.call_method0(intern!(py, "get_debug"))?.is_truthy()?,
         };
         let mut this = slf.borrow_mut();
-        *this = Future::new(&PyTuple::empty(py), None);
+        *this = Future::default();
         this.attach(py, &event_loop, debug)
     }
 
