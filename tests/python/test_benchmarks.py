@@ -23,3 +23,14 @@ def test_futures_bridge_benchmark_prints_its_tables_and_writes_its_charts(tmp_pa
     for chart in ("futures-throughput.svg", "futures-round-trip.svg"):
         svg = (tmp_path / chart).read_text()
         assert svg.startswith("<svg") and svg.count("<rect") >= 3  # uvloop and rloop are optional
+
+
+def test_offload_benchmark_prints_its_tables_and_writes_its_charts(tmp_path):
+    out = subprocess.run([sys.executable, ROOT / "benchmarks" / "offload.py", "--quick", "--svg", tmp_path],
+                         check=True, capture_output=True, text=True, timeout=300, cwd=ROOT / "benchmarks").stdout
+    for variant in ("inline (hashlib)", "to_thread Python", "to_thread hashlib", "offload sha256"):
+        assert f"asyncio  {variant}" in out and f"mioloop  {variant}" in out, out
+    assert "round trip of an empty job" in out
+    for chart in ("offload-heartbeat.svg", "offload-speedup.svg"):
+        svg = (tmp_path / chart).read_text()
+        assert svg.startswith("<svg") and svg.count("<rect") >= 6

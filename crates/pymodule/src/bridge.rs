@@ -387,7 +387,7 @@ fn yield_now() -> impl Future<Output = ()> {
 }
 
 /// `asyncio.get_running_loop()`, through asyncio's C `_get_running_loop`, looked up once.
-fn running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+pub(crate) fn running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let get = GET_RUNNING_LOOP.get_or_try_init(py, || py.import("asyncio.events")?.getattr("_get_running_loop").map(Bound::unbind))?;
     let event_loop = get.bind(py).call0()?;

@@ -12,11 +12,13 @@
 //! | `mioloop.selectors` | [`selector`] over the `selectors` crate | *Selectors* |
 //! | `mioloop.Future` | [`future`] | *mioloop.Future* |
 //! | `mioloop.bridge` | [`bridge`]: Rust futures ↔ asyncio | *Rust futures meet asyncio* |
+//! | `mioloop.offload` | [`offload`] over the `offload` crate: Rust kernels on worker threads | *The offload pool* |
 //! | `mioloop.EventLoop` | [`event_loop`] over the `event-loop` crate, with asyncio's `BaseEventLoop` | *The same loop in Rust* |
 
 pub mod bridge;
 pub mod event_loop;
 pub mod future;
+pub mod offload;
 pub mod selector;
 
 /// `import mioloop`: the selector, the event loop, the Future and the offload pool of *Under the Await*.
@@ -58,6 +60,32 @@ pub mod mioloop {
         #[pymodule_init]
         fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
             module.py().import("sys")?.getattr("modules")?.set_item("mioloop.bridge", module)
+        }
+    }
+
+    /// `mioloop.offload`: CPU work on Rust worker threads, outside the interpreter, awaited from asyncio.
+    #[pymodule]
+    pub mod offload {
+        use pyo3::prelude::*;
+
+        #[pymodule_export]
+        use crate::offload::{Pool, compress, count_primes, crc32, default_pool, empty, panics, sha256};
+
+        #[pymodule_export]
+        use crate::offload::_shutdown_all;
+
+        #[pymodule_init]
+        fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+            let py = module.py();
+            // The Python half: Executor, a concurrent.futures.Executor on a Pool's threads.
+            let namespace = pyo3::types::PyDict::new(py);
+            namespace.set_item("Pool", py.get_type::<crate::offload::Pool>())?;
+            namespace.set_item("__name__", "mioloop.offload")?;
+            let source = std::ffi::CString::new(include_str!("offload.py")).expect("no NUL in offload.py");
+            py.run(&source, Some(&namespace), None)?;
+            module.add("Executor", namespace.get_item("Executor")?.expect("defined by offload.py"))?;
+            py.import("atexit")?.call_method1("register", (module.getattr("_shutdown_all")?,))?;
+            py.import("sys")?.getattr("modules")?.set_item("mioloop.offload", module)
         }
     }
 

@@ -5,6 +5,6 @@ Everything lives in the compiled extension `mioloop.mioloop`; this file only re-
 """
 
 from .mioloop import EventLoop, EventLoopPolicy, Future, Handle, TimerHandle, __version__, new_event_loop, selectors
-from .mioloop import bridge
+from .mioloop import bridge, offload
 
-__all__ = ["EventLoop", "EventLoopPolicy", "Future", "Handle", "TimerHandle", "__version__", "bridge", "new_event_loop", "selectors"]
+__all__ = ["EventLoop", "EventLoopPolicy", "Future", "Handle", "TimerHandle", "__version__", "bridge", "new_event_loop", "offload", "selectors"]

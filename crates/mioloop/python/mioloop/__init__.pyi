@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from asyncio import base_events
 
 from . import bridge as bridge
+from . import offload as offload
 from . import selectors as selectors
 
 __version__: str
