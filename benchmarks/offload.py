@@ -7,6 +7,8 @@
                        inline run is the baseline for its speedup)
      to_thread hashlib hashlib.sha256 of each chunk on the default executor (releases the GIL)
      offload sha256    mioloop.offload.sha256 of each chunk on the offload pool (Rust, no GIL)
+     threads, no loop  the ceiling: hashlib on one plain thread per core, joined while the loop
+                       waits (its heartbeat is meaningless and not shown)
    Reported: wall time, speedup over the inline run of the same work, heartbeat lateness p50/p99.
 2. round trip: `await mioloop.offload.empty()` against `await asyncio.to_thread(lambda: None)`.
 
@@ -19,8 +21,10 @@ interleaved; the tables print medians over the rounds, with ratios. `--svg DIR` 
 import argparse
 import asyncio
 import hashlib
+import os
 import pathlib
 import statistics
+import threading
 import time
 
 import futures_bridge
@@ -85,6 +89,15 @@ def variants(chunks, python_n):
         digests = await asyncio.gather(*(asyncio.to_thread(lambda: hashlib.sha256(data).digest()) for _ in range(chunks)))
         assert digests == [digest] * chunks
 
+    async def plain_threads():
+        cores = os.cpu_count() or 1
+        share = [chunks // cores + (i < chunks % cores) for i in range(cores)]
+        threads = [threading.Thread(target=lambda n=n: [hashlib.sha256(data).digest() for _ in range(n)]) for n in share]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
     async def offload_sha256():
         digests = await asyncio.gather(*(mioloop.offload.sha256(data) for _ in range(chunks)))
         assert digests == [digest] * chunks
@@ -96,6 +109,7 @@ def variants(chunks, python_n):
         "to_thread Python": (to_thread_python, "inline (Python)"),
         "to_thread hashlib": (to_thread_hashlib, "inline (hashlib)"),
         "offload sha256": (offload_sha256, "inline (hashlib)"),
+        "threads, no loop": (plain_threads, "inline (hashlib)"),
     }
 
 
@@ -125,14 +139,15 @@ def measure(rounds, chunks, python_n, trips):
 
 
 def summarize(loops, work, runs):
-    """Per (loop, variant): median wall time, speedup over its inline baseline, heartbeat p50/p99."""
+    """Per (loop, variant): median wall time, speedup over its inline baseline (the median of the
+    rounds' ratios: each round compares runs made seconds apart), heartbeat p50/p99."""
     table = {}
     for loop in loops:
         for name, (_, baseline) in work.items():
             seconds = statistics.median(s for s, _ in runs[loop, name])
-            base = statistics.median(s for s, _ in runs[loop, baseline])
+            speedup = statistics.median(b / s for (s, _), (b, _) in zip(runs[loop, name], runs[loop, baseline]))
             late = [ms for _, beats in runs[loop, name] for ms in beats]
-            table[loop, name] = (seconds, base / seconds, percentile(late, 0.5), percentile(late, 0.99))
+            table[loop, name] = (seconds, speedup, percentile(late, 0.5), percentile(late, 0.99))
     return table
 
 
@@ -142,7 +157,8 @@ def print_tables(loops, work, table, empties, rounds, chunks):
     for loop in loops:
         for name in work:
             seconds, speedup, p50, p99 = table[loop, name]
-            print(f"  {loop:<9}{name:<20}{seconds:>8.3f}{speedup:>8.2f}x{p50:>13.2f}{p99:>13.2f}")
+            beats = f"{'—':>13}{'—':>13}" if name == "threads, no loop" else f"{p50:>13.2f}{p99:>13.2f}"
+            print(f"  {loop:<9}{name:<20}{seconds:>8.3f}{speedup:>8.2f}x{beats}")
     print()
     print("round trip of an empty job: µs per await (median)")
     print(f"  {'loop':<9}{'offload':>9}{'to_thread':>11}{'ratio':>8}")
@@ -166,7 +182,7 @@ def main():
     print_tables(loops, work, table, empties, rounds, chunks)
     if args.svg:
         args.svg.mkdir(parents=True, exist_ok=True)
-        rows = [(f"{loop}: {name}", table[loop, name][3]) for loop in loops for name in work if not name.startswith("inline (P")]
+        rows = [(f"{loop}: {name}", table[loop, name][3]) for loop in loops for name in work if name not in ("inline (Python)", "threads, no loop")]
         futures_bridge.svg_bars("Heartbeat p99 lateness during 64 chunks of work (lower is better)", rows, "ms", args.svg / "offload-heartbeat.svg")
         rows = [(f"{loop}: {name}", table[loop, name][1]) for loop in loops for name in work if not name.startswith("inline")]
         futures_bridge.svg_bars("Speedup over inline (higher is better)", rows, "x", args.svg / "offload-speedup.svg")

@@ -1,4 +1,4 @@
-# Shared by scripts/book, scripts/test and scripts/mdbook-test: sourced, never run.
+# Shared by scripts/book, scripts/test and scripts/mdbook-test, and by tests/book.rs (book_artifacts): sourced, never run.
 # Each ensure_* installs a pinned tool only when it is missing, so a second run costs seconds.
 
 set -euo pipefail
@@ -59,4 +59,21 @@ ensure_chromium() {
     [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+
+# The library artifacts (.rlib, .so) of the book package's crates and their dependencies, exactly as
+# this build produced them (cargo's JSON messages name them), one "crate_name path" per line.
+# target/debug/deps holds older builds too, so a folder of it given to rustc or mdbook test is ambiguous.
+book_artifacts() {
+    cargo build --quiet --lib --message-format=json -p under-the-await |
+        "$PYO3_PYTHON" -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") != "compiler-artifact" or "custom-build" in message["target"]["kind"]:
+        continue
+    for path in message["filenames"]:
+        if path.endswith((".rlib", ".so")):
+            print(message["target"]["name"].replace("-", "_"), path)
+'
 }

@@ -16,7 +16,7 @@ use std::sync::{Mutex, Once};
 #[derive(Default, Debug)]
 pub struct Report {
     pub summary: Summary,
-    /// Python blocks that ran as the book says they do.
+    /// Python blocks that ran as the book says they do, and `compile_fail` blocks that failed with their code.
     pub passed: usize,
     /// Everything that did not: bad fences, failed blocks, differing output.
     pub failures: Vec<Problem>,

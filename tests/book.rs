@@ -1,5 +1,6 @@
-//! Runs every Python block of the book, rejects every fence the book does not define, and prints the
-//! summary line. (Rust blocks run as doctests of the root package: `cargo test --doc`.)
+//! Runs every Python block of the book, checks the error code of every `compile_fail` Rust block,
+//! rejects every fence the book does not define, and prints the summary line. (Rust blocks run as
+//! doctests of the root package, `cargo test --doc`; stable rustdoc ignores compile_fail codes.)
 //!
 //! `cargo test --test book -- closures` runs only chapters whose path contains `closures`.
 
@@ -17,7 +18,8 @@ fn main() -> ExitCode {
         .filter(|p| filters.is_empty() || filters.iter().any(|f| p.to_string_lossy().contains(f.as_str())))
         .collect();
 
-    let report = under_the_await::python::check_chapters(&chapters);
+    let mut report = under_the_await::python::check_chapters(&chapters);
+    under_the_await::compile_fail::check_chapters(&chapters, &mut report);
     for failure in &report.failures {
         println!("\n{}", Report::failure_line(failure));
     }

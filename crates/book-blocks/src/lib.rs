@@ -2,7 +2,7 @@
 //!
 //! Taught in the appendix *How this book is tested* (`book/src/appendix/testing.md`).
 //!
-//! The crate knows nothing of Python or rustdoc; it only reads markdown:
+//! The crate knows nothing of Python or rustdoc; it reads markdown, and runs rustc on `compile_fail` blocks:
 //!
 //! 1. [`expand`] replaces mdBook's `{{#include file:anchor}}` and `{{#rustdoc_include …}}` lines with the lines they name, and keeps,
 //!    for every line of the result, the file and line it came from ([`Origin`]), so that a failure in an
@@ -11,12 +11,15 @@
 //!    A word the book does not define is a [`Problem`], never a silent skip: a typo such as `rust,norun`
 //!    would otherwise turn a tested block into an untested one.
 //! 3. [`Summary`] counts blocks by language and kind, for the one line the test run prints.
+//! 4. [`rust_program`] makes of a Rust block the program rustdoc would compile, and
+//!    [`RustProgram::check_compile_fail`] compiles a `compile_fail` block with rustc and checks its error
+//!    code, which a stable rustdoc does not (only a nightly one does).
 //!
 //! # Fence words
 //!
 //! | fence | meaning |
 //! |---|---|
-//! | `rust` | a rustdoc doctest; may add `no_run`, `should_panic`, `compile_fail` (with the expected error code, `E0308`), `ignore`, `noplayground`, `editable`, `editionYYYY` |
+//! | `rust` | a rustdoc doctest; may add `no_run`, `should_panic`, `compile_fail` (with the error code rustc must report, `E0308`; required), `ignore`, `noplayground`, `editable`, `editionYYYY` |
 //! | `python` | run in the chapter's namespace; may add `raises=Name` or `ignore` |
 //! | `output` | the exact stdout of the code block before it |
 //! | `mermaid` | a diagram, rendered by the browser test |
@@ -26,11 +29,13 @@
 //! `ignore` needs its reason on the line above the fence, written `Not run: why`.
 
 use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag, TagEnd};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 /// The file and line a line of expanded text came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,8 +134,8 @@ pub enum Kind {
     NoRun,
     /// Rust: compiled and run, must panic.
     ShouldPanic,
-    /// Rust: must fail to compile.
-    CompileFail,
+    /// Rust: must fail to compile, with every one of these error codes (`E0382`) among rustc's errors.
+    CompileFail(Vec<String>),
     /// Python: must raise exactly this exception class (its `__name__` or qualified name).
     Raises(String),
     /// Not executed; the reason stands on the line above the fence.
@@ -145,7 +150,7 @@ impl Kind {
             Kind::Run => "run",
             Kind::NoRun => "no_run",
             Kind::ShouldPanic => "should_panic",
-            Kind::CompileFail => "compile_fail",
+            Kind::CompileFail(_) => "compile_fail",
             Kind::Raises(_) => "raises",
             Kind::Ignore => "ignore",
             Kind::Shown => "shown",
@@ -162,6 +167,8 @@ pub struct Block {
     pub at: Origin,
     /// Line of the opening fence in the expanded text (for mapping the code's own lines).
     pub expanded_line: usize,
+    /// The fence's info string as written (`rust,compile_fail,E0382`).
+    pub fence: String,
     /// The code as written, hidden lines included.
     pub code: String,
     /// The `output` block that follows this one, if any: its place and exact text.
@@ -409,7 +416,15 @@ pub fn parse(chapter: &Expanded) -> (Vec<Block>, Vec<Problem>) {
                                 message: "an ignored block needs its reason on the line above the fence: `Not run: why`".into(),
                             });
                         }
-                        blocks.push(Block { lang, kind, at, expanded_line: line, code: code.clone(), output: None });
+                        blocks.push(Block {
+                            lang,
+                            kind,
+                            at,
+                            expanded_line: line,
+                            fence: info.clone(),
+                            code: code.clone(),
+                            output: None,
+                        });
                     }
                 }
             }
@@ -440,7 +455,7 @@ pub fn read_fence(info: &str) -> Result<(Lang, Kind), String> {
     let lang = Lang::from_word(first).ok_or_else(|| {
         format!("unknown language {first:?} in fence {info:?}: use rust, python, output, mermaid, console or text")
     })?;
-    let mut error_code = None;
+    let mut error_codes = Vec::new();
     let mut kind = match lang {
         Lang::Rust | Lang::Python => Kind::Run,
         _ => Kind::Shown,
@@ -449,11 +464,11 @@ pub fn read_fence(info: &str) -> Result<(Lang, Kind), String> {
         let new_kind = match (lang, word) {
             (Lang::Rust, "no_run") => Kind::NoRun,
             (Lang::Rust, "should_panic") => Kind::ShouldPanic,
-            (Lang::Rust, "compile_fail") => Kind::CompileFail,
+            (Lang::Rust, "compile_fail") => Kind::CompileFail(Vec::new()),
             (Lang::Rust | Lang::Python, "ignore") => Kind::Ignore,
             (Lang::Rust, w) if RUST_WORDS.contains(&w) => continue,
             (Lang::Rust, w) if w.len() == 5 && w.starts_with('E') && w[1..].chars().all(|c| c.is_ascii_digit()) => {
-                error_code = Some(w);
+                error_codes.push(w.to_string());
                 continue;
             }
             (Lang::Python, w) if w.starts_with("raises=") => {
@@ -470,8 +485,15 @@ pub fn read_fence(info: &str) -> Result<(Lang, Kind), String> {
         }
         kind = new_kind;
     }
-    if let Some(code) = error_code.filter(|_| kind != Kind::CompileFail) {
-        return Err(format!("error code {code} in fence {info:?} needs compile_fail"));
+    match (&mut kind, error_codes.first()) {
+        (Kind::CompileFail(codes), Some(_)) => *codes = error_codes,
+        (Kind::CompileFail(_), None) => {
+            return Err(format!(
+                "compile_fail in fence {info:?} needs the error code rustc must report, as in rust,compile_fail,E0382"
+            ));
+        }
+        (_, Some(code)) => return Err(format!("error code {code} in fence {info:?} needs compile_fail")),
+        (_, None) => {}
     }
     Ok((lang, kind))
 }
@@ -495,6 +517,177 @@ pub fn python_source(block: &Block) -> String {
 /// `~ x = 1` runs as `x = 1`; a lone `~` is a hidden blank line.
 pub fn unhide_python(line: &str) -> &str {
     if line == "~" { "" } else { line.strip_prefix("~ ").unwrap_or(line) }
+}
+
+/// rustdoc's reading of a Rust line: `# x` is the hidden line `x`, a lone `#` a hidden blank line,
+/// and `##x` the shown line `#x` (how a block writes `#x` at the start of a line).
+pub fn unhide_rust(line: &str) -> Cow<'_, str> {
+    let trimmed = line.trim();
+    if trimmed.starts_with("##") {
+        Cow::Owned(line.replacen("##", "#", 1))
+    } else if let Some(hidden) = trimmed.strip_prefix("# ") {
+        Cow::Borrowed(hidden)
+    } else if trimmed == "#" {
+        Cow::Borrowed("")
+    } else {
+        Cow::Borrowed(line)
+    }
+}
+
+/// A Rust block as rustdoc compiles it, for [`RustProgram::check_compile_fail`].
+#[derive(Clone, Debug)]
+pub struct RustProgram {
+    /// `#![allow(unused)]`, then the code with its hidden lines, wrapped in `fn main` unless it has
+    /// one; `#![…]` and `extern crate` lines go above the wrapper.
+    pub source: String,
+    /// `origins[i]` is where line `i + 1` of `source` came from; `None` for a line rustdoc adds.
+    pub origins: Vec<Option<Origin>>,
+    /// The crates the block names with `extern crate`, which rustc must be shown.
+    pub extern_crates: Vec<String>,
+    /// The edition a fence word such as `edition2021` asks for.
+    pub edition: Option<String>,
+    /// Where the block's fence stands.
+    pub at: Origin,
+}
+
+/// The program rustdoc would make of a Rust block of `chapter`.
+///
+/// rustdoc parses the code to find `fn main` and the lines to move above it; this reads lines, which
+/// is enough for blocks written as the book writes them (items at the start of their line).
+pub fn rust_program(chapter: &Expanded, block: &Block) -> RustProgram {
+    let lines: Vec<(String, Option<Origin>)> = block
+        .code
+        .lines()
+        .enumerate()
+        .map(|(i, line)| (unhide_rust(line).into_owned(), Some(chapter.origin_of_line(block.expanded_line + 1 + i))))
+        .collect();
+    let extern_crates = lines
+        .iter()
+        .filter_map(|(line, _)| line.trim_start().strip_prefix("extern crate "))
+        .map(|rest| rest.chars().take_while(|&c| c == '_' || c.is_alphanumeric()).collect::<String>())
+        .filter(|name| !name.is_empty() && name != "self")
+        .collect();
+    let has_main = lines.iter().any(|(line, _)| declares_main(line));
+    let mut program = vec![("#![allow(unused)]".to_string(), None)];
+    if has_main {
+        program.extend(lines);
+    } else {
+        let (above, body): (Vec<_>, Vec<_>) = lines.into_iter().partition(|(line, _)| {
+            let line = line.trim_start();
+            line.starts_with("#![") || line.starts_with("extern crate ")
+        });
+        // rustdoc lets a block that ends with `Ok::<(), E>(())` use `?`, as the body of a function returning Result.
+        let last = body.iter().rev().find(|(line, _)| !line.trim().is_empty());
+        let returns_result = last.is_some_and(|(line, _)| line.trim_end().ends_with("(())"));
+        let (open, close) = if returns_result {
+            ("fn main() { fn _inner() -> Result<(), impl core::fmt::Debug> {", "} _inner().unwrap() }")
+        } else {
+            ("fn main() {", "}")
+        };
+        program.extend(above);
+        program.push((open.to_string(), None));
+        program.extend(body);
+        program.push((close.to_string(), None));
+    }
+    let edition = block.fence.split([',', ' ', '\t']).find_map(|w| w.strip_prefix("edition")).map(str::to_string);
+    RustProgram {
+        source: program.iter().map(|(line, _)| format!("{line}\n")).collect(),
+        origins: program.into_iter().map(|(_, origin)| origin).collect(),
+        extern_crates,
+        edition,
+        at: block.at.clone(),
+    }
+}
+
+/// `fn main(`, possibly `pub`, `async`, … , at the start of a line.
+fn declares_main(line: &str) -> bool {
+    let mut rest = line;
+    while let Some(after) = ["pub ", "const ", "async ", "unsafe "].iter().find_map(|q| rest.strip_prefix(q)) {
+        rest = after;
+    }
+    rest.strip_prefix("fn main").is_some_and(|r| r.trim_start().starts_with(['(', '<']))
+}
+
+impl RustProgram {
+    /// Compiles the program with `rustc` as rustdoc compiles a `compile_fail` doctest (a binary,
+    /// metadata only, in the fence's edition or else `default_edition`) and checks that it fails with
+    /// every code of `expected`, which stable rustdoc does not check.
+    ///
+    /// `rustc` carries whatever the block's crates need (`-L dependency=…`, `--extern name=path`);
+    /// the compiler's metadata, never used, goes to `out_dir`.
+    pub fn check_compile_fail(
+        &self,
+        expected: &[String],
+        mut rustc: Command,
+        default_edition: &str,
+        out_dir: &Path,
+    ) -> Result<(), Problem> {
+        let fail = |message: String| Problem { at: self.at.clone(), message };
+        rustc
+            .args(["-", "--crate-name", "rust_out", "--crate-type", "bin", "--emit=metadata", "--cfg", "doctest"])
+            .args(["--error-format=short", "--color=never", "--edition"])
+            .arg(self.edition.as_deref().unwrap_or(default_edition))
+            .arg("--out-dir")
+            .arg(out_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = rustc.spawn().map_err(|e| fail(format!("cannot run rustc: {e}")))?;
+        let written = child.stdin.take().map(|mut stdin| stdin.write_all(self.source.as_bytes()));
+        let output = child.wait_with_output().map_err(|e| fail(format!("rustc failed to run: {e}")))?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if let Some(Err(e)) = written {
+            return Err(fail(format!("cannot give rustc the block ({e}); rustc said:\n{}", stderr.trim_end())));
+        }
+        self.verdict(expected, output.status.success(), &stderr).map_err(fail)
+    }
+
+    /// Whether rustc's short-format messages (`stderr`) show the block failing with every expected code;
+    /// if not, what went wrong, with rustc's messages pointing at the chapter's lines.
+    pub fn verdict(&self, expected: &[String], compiled: bool, stderr: &str) -> Result<(), String> {
+        let expected_list = expected.join(", ");
+        if compiled {
+            return Err(format!("compile_fail block compiled without error, but should fail with {expected_list}"));
+        }
+        let reported = error_codes(stderr);
+        if expected.iter().all(|code| reported.contains(code)) {
+            return Ok(());
+        }
+        let reported = if reported.is_empty() { "only errors without a code".to_string() } else { reported.join(", ") };
+        Err(format!(
+            "compile_fail block should fail with {expected_list}, but rustc reported {reported}:\n{}",
+            self.map_lines(stderr).trim_end()
+        ))
+    }
+
+    /// rustc names the program `<anon>` (it reads it from stdin); each `<anon>:N:C:` becomes the
+    /// chapter line (or included file line) that line `N` came from.
+    fn map_lines(&self, stderr: &str) -> String {
+        stderr
+            .lines()
+            .map(|line| {
+                let mapped = line.strip_prefix("<anon>:").and_then(|rest| {
+                    let (number, rest) = rest.split_once(':')?;
+                    let origin = self.origins.get(number.parse::<usize>().ok()?.checked_sub(1)?)?.as_ref()?;
+                    Some(format!("{origin}:{rest}\n"))
+                });
+                mapped.unwrap_or_else(|| format!("{line}\n"))
+            })
+            .collect()
+    }
+}
+
+/// The error codes in rustc's `--error-format=short` messages (`file:line:col: error[E0382]: …`), in order, once each.
+pub fn error_codes(stderr: &str) -> Vec<String> {
+    let mut codes: Vec<String> = Vec::new();
+    for line in stderr.lines() {
+        let level = line.split(": ").find(|part| part.starts_with("error["));
+        match level.and_then(|l| l.strip_prefix("error[")?.strip_suffix(']')) {
+            Some(code) if !codes.iter().any(|c| c == code) => codes.push(code.to_string()),
+            _ => {}
+        }
+    }
+    codes
 }
 
 /// Counts of blocks by language and kind, for the run's summary line.
@@ -605,8 +798,76 @@ mod tests {
         assert!(read_fence("rust,no_run,should_panic").unwrap_err().contains("two kinds"));
         assert!(read_fence("mermaid,ignore").is_err());
         assert!(read_fence("js").is_err());
-        assert_eq!(read_fence("rust,compile_fail,E0308"), Ok((Lang::Rust, Kind::CompileFail)));
+        assert_eq!(read_fence("rust,compile_fail,E0308"), Ok((Lang::Rust, Kind::CompileFail(vec!["E0308".into()]))));
+        assert_eq!(
+            read_fence("rust,compile_fail,E0382,E0505"),
+            Ok((Lang::Rust, Kind::CompileFail(vec!["E0382".into(), "E0505".into()])))
+        );
         assert!(read_fence("rust,E0308").unwrap_err().contains("needs compile_fail"));
+        assert!(read_fence("rust,compile_fail").unwrap_err().contains("needs the error code"));
+    }
+
+    fn only_block(md: &str) -> (Expanded, Block) {
+        let chapter = expanded(md);
+        let (mut blocks, problems) = parse(&chapter);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(blocks.len(), 1);
+        (chapter, blocks.remove(0))
+    }
+
+    #[test]
+    fn rust_programs_are_wrapped_like_rustdoc_wraps_them() {
+        let md = "```rust,noplayground,edition2021\n# extern crate pyo3;\n#\n## [derive(Debug)] is shown\nlet x = 1;\n```\n";
+        let (chapter, block) = only_block(md);
+        let program = rust_program(&chapter, &block);
+        assert_eq!(
+            program.source,
+            "#![allow(unused)]\nextern crate pyo3;\nfn main() {\n\n# [derive(Debug)] is shown\nlet x = 1;\n}\n"
+        );
+        let lines: Vec<Option<usize>> = program.origins.iter().map(|o| o.as_ref().map(|o| o.line)).collect();
+        assert_eq!(lines, [None, Some(2), None, Some(3), Some(4), Some(5), None]);
+        assert_eq!(program.extern_crates, ["pyo3"]);
+        assert_eq!(program.edition.as_deref(), Some("2021"));
+
+        let (chapter, block) = only_block("```rust\n# fn main() {\nlet x = 1;\n# }\n```\n");
+        assert_eq!(rust_program(&chapter, &block).source, "#![allow(unused)]\nfn main() {\nlet x = 1;\n}\n");
+        let (chapter, block) = only_block("```rust\nlet n: u8 = \"1\".parse()?;\nOk::<(), std::num::ParseIntError>(())\n```\n");
+        assert!(rust_program(&chapter, &block).source.contains("fn _inner() -> Result<(), impl core::fmt::Debug>"));
+    }
+
+    #[test]
+    fn error_codes_of_short_messages() {
+        let stderr = "<anon>:6:14: error[E0308]: mismatched types: expected `u32`, found `&str`\n\
+                      <anon>:7:1: error[E0382]: borrow of moved value: `m`\n\
+                      <anon>:9:1: error[E0308]: mismatched types\n\
+                      error: aborting due to 3 previous errors\n";
+        assert_eq!(error_codes(stderr), ["E0308", "E0382"]);
+        assert_eq!(error_codes("error[E0463]: can't find crate for `nope`\n"), ["E0463"]);
+        assert!(error_codes("<anon>:1:1: error: expected one of `!` or `::`, found `x`\n").is_empty());
+    }
+
+    /// The check itself, with the real rustc: a wrong code fails and says which codes rustc gave,
+    /// pointing at the chapter's lines; the right code passes; code that compiles fails.
+    #[test]
+    fn compile_fail_blocks_must_fail_with_their_code() {
+        let out = std::env::temp_dir().join(format!("book-blocks-rustc-{}", std::process::id()));
+        let check = |fence: &str, code: &str| {
+            let (chapter, block) = only_block(&format!("# A chapter\n\n```{fence}\n{code}```\n"));
+            let Kind::CompileFail(expected) = &block.kind else { panic!("{fence} is not compile_fail") };
+            let rustc = Command::new(std::env::var_os("RUSTC").unwrap_or("rustc".into()));
+            rust_program(&chapter, &block).check_compile_fail(expected, rustc, "2024", &out).map_err(|p| p.to_string())
+        };
+        let moved = "let message = String::from(\"moved\");\nlet taken = message;\nprintln!(\"{message} {taken}\");\n";
+
+        assert_eq!(check("rust,compile_fail,E0382", moved), Ok(()));
+        let wrong = check("rust,compile_fail,E0001", moved).unwrap_err();
+        assert!(wrong.starts_with("ch.md:3: compile_fail block should fail with E0001, but rustc reported E0382:\n"), "{wrong}");
+        assert!(wrong.contains("\nch.md:6:"), "rustc's message names the chapter line of the println: {wrong}");
+        let both = check("rust,compile_fail,E0382,E0308", moved).unwrap_err();
+        assert!(both.contains("should fail with E0382, E0308, but rustc reported E0382"), "{both}");
+        let fine = check("rust,compile_fail,E0382", "let message = 1;\n").unwrap_err();
+        assert!(fine.contains("compiled without error"), "{fine}");
+        let _ = fs::remove_dir_all(&out);
     }
 
     #[test]

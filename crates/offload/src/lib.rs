@@ -61,8 +61,8 @@ pub struct Config {
     pub workers: usize,
     /// Jobs that may wait in the queue (not counting the running ones). Default: 4 per worker.
     pub capacity: usize,
-    /// The workers' nice value on Linux (0 = the creating thread's priority, up to 19 = lowest).
-    /// Default 0; elsewhere ignored.
+    /// How many steps below the creating thread's priority the workers run, on Linux (nice values
+    /// add up, and stop at 19, the lowest). Default 0; elsewhere ignored.
     pub nice: i32,
     /// Worker threads are named `{name}-{index}` (seen in `top -H`, `/proc/self/task/*/comm`).
     pub name: String,
@@ -694,14 +694,16 @@ impl Pool {
     }
 }
 
-/// Sets the calling thread's nice value (Linux schedules threads, so this is per thread).
+/// Lowers the calling thread's priority by `nice` steps (Linux schedules threads, so this is per
+/// thread): a worker starts at its creator's nice value and ends at that plus `nice`, at most 19.
 fn lower_priority(nice: i32) {
     #[cfg(target_os = "linux")]
     if nice != 0 {
         // SAFETY: plain system calls on the calling thread; failure leaves the priority unchanged.
         unsafe {
             let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+            let inherited = libc::getpriority(libc::PRIO_PROCESS, tid);
+            libc::setpriority(libc::PRIO_PROCESS, tid, (inherited + nice).min(19));
         }
     }
     #[cfg(not(target_os = "linux"))]
