@@ -115,9 +115,10 @@ where
 
 /// `mioloop.offload.Pool(workers=None, capacity=None, *, nice=10)`: a bounded pool of Rust worker
 /// threads. `workers` defaults to the cores this process may use, `capacity` (jobs waiting for a
-/// worker) to four per worker. `nice` is the workers' priority on Linux, from 0 (the loop's own)
-/// to 19 (the lowest): at the default 10 the loop's thread, waking for a timer or a socket, takes
-/// a core from a worker at once (measured in *Measured: offload*).
+/// worker) to four per worker. `nice` lowers the workers' priority on Linux by that many steps
+/// below the thread that creates the pool (0 = the same; nice values stop at 19, the lowest): at
+/// the default 10 the loop's thread, waking for a timer or a socket, takes a core from a worker at
+/// once (measured in *Measured: offload*).
 #[pyclass(frozen, module = "mioloop.offload", name = "Pool")]
 pub struct Pool {
     inner: offload::Pool,
@@ -161,7 +162,7 @@ impl Pool {
             return Err(PyValueError::new_err("workers and capacity must be at least 1"));
         }
         if !(0..=19).contains(&config.nice) {
-            return Err(PyValueError::new_err("nice must be between 0 and 19"));
+            return Err(PyValueError::new_err("nice must be between 0 and 19 (steps below the creating thread's priority)"));
         }
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let pool = Pool { inner: offload::Pool::new(config)?, id: NEXT_ID.fetch_add(1, Ordering::Relaxed) };
