@@ -5,6 +5,7 @@
 //! [`Kernel`] that does the work on a worker thread and looks at its [`Cancel`] flag between
 //! chunks, and a `#[pyfunction]` that hands it to [`run_kernel`], which returns the awaitable.
 
+// ANCHOR: kernel
 use mioloop_pymodule::offload::{Buffer, Cancel, Cancelled, Kernel};
 
 /// How many times each byte value occurs in a buffer.
@@ -40,3 +41,4 @@ pub mod histogram {
         Ok(run_kernel(py, pool, super::Histogram(data))?.into_any())
     }
 }
+// ANCHOR_END: kernel
