@@ -9,7 +9,8 @@
 //! 1. **A fixed number of workers, one per core by default.** CPU work gains nothing from more
 //!    threads than cores; it only makes the threads, and the event loop's thread, wait for a core.
 //! 2. **A bounded queue, and waiting for room is a future.** [`Pool::reserve`] resolves when the
-//!    queue has room; a caller on an event loop awaits it instead of blocking the loop.
+//!    queue has room, first come, first served; a caller on an event loop awaits it instead of
+//!    blocking the loop.
 //!    [`Pool::try_submit`] never waits: it says [`SubmitError::Full`].
 //! 3. **A job is a future.** [`Job`] resolves with the closure's value; the worker that finishes it
 //!    calls the waker of whoever polled it, once, and does nothing else on its behalf.
@@ -20,7 +21,8 @@
 //! 6. **Shutdown loses nothing.** [`Pool::shutdown`] refuses new jobs and lets every queued job run;
 //!    [`Pool::cancel_queued`] is the explicit way to give up queued jobs, and they resolve to
 //!    [`JobError::Cancelled`]. Dropping the last handle shuts the pool down without waiting: the
-//!    workers finish the queue and exit on their own; [`Pool::join`] waits for them.
+//!    workers finish the queue and exit on their own; [`Pool::join`] waits for them, and so does a
+//!    [`Watch`], which outlives the handles. A job's inputs are dropped with no lock held.
 //! 7. **Workers may yield to the loop.** [`Config::nice`] lowers the workers' scheduling priority
 //!    (Linux), so that the thread that waits on I/O gets a core as soon as it wakes.
 
@@ -37,7 +39,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::thread::{self, JoinHandle, ThreadId};
+use std::thread::{self, ThreadId};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A job's panic is caught before it can poison anything; recover anyway rather than cascade.
@@ -216,6 +218,11 @@ struct State {
     reserved: usize,
     /// [`Reserve`] futures waiting for room, oldest first: `(id, waker)`.
     waiting: VecDeque<(u64, Waker)>,
+    /// [`Reserve`] futures taken off `waiting` and woken, not yet polled: each holds a claim on
+    /// one room, which newcomers must leave alone (first come, first served).
+    notified: usize,
+    /// Worker threads that have not exited yet.
+    alive: usize,
     open: bool,
     running: usize,
     completed: u64,
@@ -223,8 +230,9 @@ struct State {
 }
 
 impl State {
-    fn room(&self, capacity: usize) -> bool {
-        self.queue.len() + self.reserved < capacity
+    /// Room nobody has a claim on.
+    fn free(&self, capacity: usize) -> usize {
+        capacity.saturating_sub(self.queue.len() + self.reserved + self.notified)
     }
 
     fn id(&mut self) -> u64 {
@@ -237,6 +245,10 @@ struct Shared {
     state: Mutex<State>,
     /// Workers sleep here while the queue is empty.
     work: Condvar,
+    /// Signalled as each worker exits.
+    exited: Condvar,
+    /// The workers' thread ids, set once they are all started.
+    ids: std::sync::OnceLock<Vec<ThreadId>>,
     capacity: usize,
 }
 
@@ -246,14 +258,50 @@ impl Shared {
     /// the wake-up on.
     fn take_waiting(&self, state: &mut State, count: usize) -> Vec<Waker> {
         let mut wakers = Vec::new();
-        let room = (self.capacity - state.queue.len().min(self.capacity)).saturating_sub(state.reserved);
-        for _ in 0..count.min(room) {
+        for _ in 0..count.min(state.free(self.capacity)) {
             match state.waiting.pop_front() {
-                Some((_, waker)) => wakers.push(waker),
+                Some((_, waker)) => {
+                    state.notified += 1;
+                    wakers.push(waker);
+                }
                 None => break,
             }
         }
         wakers
+    }
+
+    /// Called by a worker thread as the very last thing it does (after its [`ThreadHook`]'s guard
+    /// is gone): from then on the thread touches nothing.
+    fn exit(&self) {
+        lock(&self.state).alive -= 1;
+        self.exited.notify_all();
+    }
+
+    /// Refuses new jobs, then waits until every worker has run the queue and exited. From one of
+    /// the pool's own workers it does not wait (a thread cannot wait for itself).
+    fn join(&self) {
+        self.shutdown();
+        if self.ids.get().is_some_and(|ids| ids.contains(&thread::current().id())) {
+            return;
+        }
+        let mut state = lock(&self.state);
+        while state.alive > 0 {
+            state = self.exited.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    /// Refuses new jobs from now on; callers waiting for room are woken to hear it.
+    fn shutdown(&self) {
+        let waiting = {
+            let mut state = lock(&self.state);
+            state.open = false;
+            state.notified += state.waiting.len();
+            std::mem::take(&mut state.waiting)
+        };
+        self.work.notify_all();
+        for (_, waker) in waiting {
+            waker.wake(); // each sees the pool closed
+        }
     }
 
     fn enqueue(&self, mut state: MutexGuard<'_, State>, entry: Entry) {
@@ -288,7 +336,11 @@ impl Shared {
             let wakers = self.take_waiting(&mut state, 1);
             drop(state);
             wakers.into_iter().for_each(Waker::wake);
-            let waker = (entry.run)(); // catches the job's panic itself
+            // Everything the job owns is dropped before the lock is taken again: a job's inputs
+            // may need other locks to be released (a Python buffer needs the GIL).
+            let Entry { run, cancelled, .. } = entry;
+            drop(cancelled);
+            let waker = run(); // catches the job's panic itself
             state = lock(&self.state);
             state.running -= 1;
             state.completed += 1;
@@ -451,28 +503,40 @@ impl Future for Reserve {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let pool = self.pool.clone();
         let mut state = lock(&pool.state);
+        let place = self.waiting.and_then(|id| state.waiting.iter().position(|(waiting, _)| *waiting == id));
+        // Off the list but registered: we were woken, and hold a claim on one room.
+        let claimed = self.waiting.is_some() && place.is_none();
+        if claimed {
+            state.notified -= 1;
+            self.waiting = None;
+        }
         if !state.open {
+            if let Some(at) = place {
+                state.waiting.remove(at);
+                self.waiting = None;
+            }
             return Poll::Ready(Err(JobError::ShutDown));
         }
-        // First come, first served: a newcomer waits behind those already waiting.
-        let still_queued = self.waiting.and_then(|id| state.waiting.iter().position(|(waiting, _)| *waiting == id));
-        let our_turn = match self.waiting {
-            None => state.waiting.is_empty(),
-            Some(_) => still_queued.is_none() || still_queued == Some(0),
-        };
-        if our_turn && state.room(pool.capacity) {
-            if let Some(at) = still_queued {
+        // First come, first served: the woken, then the oldest waiting, then newcomers.
+        let our_turn = claimed || place == Some(0) || (place.is_none() && state.waiting.is_empty());
+        if our_turn && state.free(pool.capacity) > 0 {
+            if let Some(at) = place {
                 state.waiting.remove(at);
             }
             self.waiting = None;
             state.reserved += 1;
             return Poll::Ready(Ok(Slot { pool: pool.clone(), used: false }));
         }
-        match still_queued {
+        match place {
             Some(at) => state.waiting[at].1 = cx.waker().clone(),
             None => {
                 let id = state.id();
-                state.waiting.push_back((id, cx.waker().clone()));
+                // A woken caller that found no room keeps its turn at the front.
+                if claimed {
+                    state.waiting.push_front((id, cx.waker().clone()));
+                } else {
+                    state.waiting.push_back((id, cx.waker().clone()));
+                }
                 self.waiting = Some(id);
             }
         }
@@ -489,8 +553,11 @@ impl Drop for Reserve {
                 state.waiting.remove(at);
                 Vec::new()
             }
-            // We were woken for room we will not take: pass the wake-up on.
-            None => self.pool.take_waiting(&mut state, 1),
+            // We were woken for room we will not take: give up the claim, pass the wake-up on.
+            None => {
+                state.notified -= 1;
+                self.pool.take_waiting(&mut state, 1)
+            }
         };
         drop(state);
         wakers.into_iter().for_each(Waker::wake);
@@ -516,38 +583,16 @@ pub struct Stats {
     pub open: bool,
 }
 
+/// The handles' shared part: when the last [`Pool`] handle goes, the pool shuts down.
 struct Workers {
     shared: Arc<Shared>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    ids: Vec<ThreadId>,
-}
-
-impl Workers {
-    fn shutdown(&self) {
-        let waiting = {
-            let mut state = lock(&self.shared.state);
-            state.open = false;
-            std::mem::take(&mut state.waiting)
-        };
-        self.shared.work.notify_all();
-        for (_, waker) in waiting {
-            waker.wake(); // each sees the pool closed
-        }
-    }
-
-    fn join(&self) {
-        let threads = std::mem::take(&mut *lock(&self.threads));
-        for thread in threads {
-            let _ = thread.join(); // workers catch job panics; a worker cannot panic
-        }
-    }
 }
 
 impl Drop for Workers {
     fn drop(&mut self) {
         // No join: the last handle may go on a thread the workers are waiting for (an event loop
         // holding a lock they need, or a worker itself). The queue still runs to the end.
-        self.shutdown();
+        self.shared.shutdown();
     }
 }
 
@@ -571,8 +616,10 @@ impl Pool {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "a pool needs at least one worker and room for one job"));
         }
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { queue: VecDeque::new(), reserved: 0, waiting: VecDeque::new(), open: true, running: 0, completed: 0, next_id: 0 }),
+            state: Mutex::new(State { queue: VecDeque::new(), reserved: 0, waiting: VecDeque::new(), notified: 0, alive: config.workers, open: true, running: 0, completed: 0, next_id: 0 }),
             work: Condvar::new(),
+            exited: Condvar::new(),
+            ids: std::sync::OnceLock::new(),
             capacity: config.capacity,
         });
         let mut threads = Vec::with_capacity(config.workers);
@@ -580,8 +627,11 @@ impl Pool {
             let (worker, nice, hook) = (shared.clone(), config.nice, config.on_thread.clone());
             let spawned = thread::Builder::new().name(format!("{}-{index}", config.name)).spawn(move || {
                 lower_priority(nice);
-                let _guard = hook.map(|hook| hook());
-                worker.worker();
+                {
+                    let _guard = hook.map(|hook| hook());
+                    worker.worker();
+                }
+                worker.exit();
             });
             match spawned {
                 Ok(thread) => threads.push(thread),
@@ -593,8 +643,10 @@ impl Pool {
                 }
             }
         }
-        let ids = threads.iter().map(|thread| thread.thread().id()).collect();
-        Ok(Pool { workers: Arc::new(Workers { shared, threads: Mutex::new(threads), ids }) })
+        // The threads are detached: `join` waits for them through the `alive` count, which also
+        // works for a pool whose handles are gone (see [`Watch`]).
+        let _ = shared.ids.set(threads.iter().map(|thread| thread.thread().id()).collect());
+        Ok(Pool { workers: Arc::new(Workers { shared }) })
     }
 
     fn shared(&self) -> &Arc<Shared> {
@@ -618,7 +670,7 @@ impl Pool {
         if !state.open {
             return Err(SubmitError::ShutDown);
         }
-        if !state.waiting.is_empty() || !state.room(shared.capacity) {
+        if !state.waiting.is_empty() || state.free(shared.capacity) == 0 {
             return Err(SubmitError::Full);
         }
         state.reserved += 1;
@@ -648,7 +700,7 @@ impl Pool {
     /// Stops taking jobs. Queued and running jobs still finish and deliver their results;
     /// callers waiting in [`Pool::reserve`] get [`JobError::ShutDown`]. Does not wait.
     pub fn shutdown(&self) {
-        self.workers.shutdown();
+        self.shared().shutdown();
     }
 
     /// Removes every queued job; each resolves to [`JobError::Cancelled`]. Running jobs go on.
@@ -672,10 +724,12 @@ impl Pool {
     /// Shuts the pool down and waits until every worker has finished the queue and exited.
     /// Called from one of the pool's own workers, it does not wait (a thread cannot join itself).
     pub fn join(&self) {
-        self.shutdown();
-        if !self.workers.ids.contains(&thread::current().id()) {
-            self.workers.join();
-        }
+        self.shared().join();
+    }
+
+    /// A [`Watch`] on this pool, which does not keep it open.
+    pub fn watch(&self) -> Watch {
+        Watch(self.shared().clone())
     }
 
     /// The pool's counters, now.
@@ -683,7 +737,7 @@ impl Pool {
         let shared = self.shared();
         let state = lock(&shared.state);
         Stats {
-            workers: self.workers.ids.len(),
+            workers: shared.ids.get().map_or(0, Vec::len),
             capacity: shared.capacity,
             queued: state.queue.len(),
             running: state.running,
@@ -691,6 +745,26 @@ impl Pool {
             waiting: state.waiting.len(),
             open: state.open,
         }
+    }
+}
+
+/// Watches a pool without keeping it open: when the last [`Pool`] handle goes the pool still
+/// shuts down, and its workers finish the queue on their own; a `Watch` can wait for them. An
+/// embedding uses it to make sure no worker is still running when the host shuts down (Python's
+/// `atexit`, before the interpreter finalizes).
+#[derive(Clone)]
+pub struct Watch(Arc<Shared>);
+
+impl Watch {
+    /// Shuts the pool down (as [`Pool::shutdown`]) and waits until every worker has exited.
+    pub fn join(&self) {
+        self.0.join();
+    }
+
+    /// Whether the pool is shut down and every worker has exited.
+    pub fn is_finished(&self) -> bool {
+        let state = lock(&self.0.state);
+        !state.open && state.alive == 0
     }
 }
 

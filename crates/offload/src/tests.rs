@@ -292,3 +292,75 @@ fn nice_lowers_the_workers_priority() {
     }
     let _ = pool;
 }
+
+#[test]
+fn a_woken_waiter_keeps_its_room_against_newcomers() {
+    let pool = pool(1, 1);
+    let gate = Gate::default();
+    let opened = gate.clone();
+    let running = pool.try_submit(move |_| opened.wait()).unwrap();
+    until(&pool, |stats| stats.running == 1);
+    let queued = pool.try_submit(|_| ()).unwrap();
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(count.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut first = pool.reserve();
+    assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
+    gate.open();
+    block_on(running).unwrap(); // the queued job starts: one room, promised to `first`
+    until(&pool, |stats| stats.waiting == 0);
+    assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.try_submit(|_| ()).err(), Some(SubmitError::Full)); // a newcomer must not take it
+    let mut newcomer = pool.reserve();
+    assert!(Pin::new(&mut newcomer).poll(&mut cx).is_pending());
+    assert!(matches!(Pin::new(&mut first).poll(&mut cx), Poll::Ready(Ok(_))));
+    block_on(queued).unwrap();
+}
+
+#[test]
+fn a_watch_waits_for_the_workers_of_a_dropped_pool() {
+    let pool = pool(2, 8);
+    let watch = pool.watch();
+    let done = Arc::new(AtomicUsize::new(0));
+    for _ in 0..8 {
+        let done = done.clone();
+        pool.try_submit(move |_| {
+            thread::sleep(Duration::from_millis(2));
+            done.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap()
+        .detach();
+    }
+    drop(pool);
+    watch.join();
+    assert!(watch.is_finished());
+    assert_eq!(done.load(Ordering::SeqCst), 8);
+}
+
+#[test]
+fn a_cancelled_jobs_inputs_are_dropped_with_no_lock_held() {
+    // The inputs' destructor reads the pool's counters, which take the pool's lock: it would
+    // deadlock if the worker dropped them while holding it.
+    struct ReadsThePool(Pool, mpsc::Sender<Stats>);
+    impl Drop for ReadsThePool {
+        fn drop(&mut self) {
+            let _ = self.1.send(self.0.stats());
+        }
+    }
+    let pool = pool(1, 1);
+    let (sent, received) = mpsc::channel();
+    let (started, is_running) = mpsc::channel();
+    let inputs = ReadsThePool(pool.clone(), sent);
+    let job = pool.try_submit(move |cancel: &Cancel| {
+        let _inputs = &inputs;
+        started.send(()).unwrap();
+        while !cancel.is_cancelled() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        inputs
+    })
+    .unwrap();
+    is_running.recv().unwrap();
+    drop(job); // cancelled while running: the worker drops the returned inputs
+    assert!(received.recv_timeout(Duration::from_secs(10)).is_ok());
+}

@@ -23,7 +23,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a kernel implements, and what it is given: re-exported so a kernel crate needs only this one.
 pub use offload::{Cancel, Cancelled, Kernel};
@@ -122,31 +122,25 @@ where
 #[pyclass(frozen, module = "mioloop.offload", name = "Pool")]
 pub struct Pool {
     inner: offload::Pool,
-    /// This pool's entry in [`LIVE`].
-    id: u64,
 }
 
-/// Every `Pool` Python can still reach, so that `atexit` can drain and join them all before the
-/// interpreter finalizes: a worker that took the GIL during finalization would be killed mid-job.
-static LIVE: Mutex<Vec<(u64, offload::Pool)>> = Mutex::new(Vec::new());
+/// A watch on every pool whose workers may still run, reachable from Python or not: `atexit`
+/// drains and joins them all before the interpreter finalizes, because a worker that takes the
+/// GIL during finalization (to wake a stock loop, or to release a buffer) is killed mid-call.
+/// A watch does not keep its pool open: a pool Python forgets still shuts down, and its watch
+/// is dropped once its workers have exited.
+static LIVE: Mutex<Vec<offload::Watch>> = Mutex::new(Vec::new());
 
-fn live() -> std::sync::MutexGuard<'static, Vec<(u64, offload::Pool)>> {
+fn live() -> std::sync::MutexGuard<'static, Vec<offload::Watch>> {
     LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl Drop for Pool {
-    fn drop(&mut self) {
-        // The last Python handle: the workers finish the queue and exit on their own.
-        live().retain(|(id, _)| *id != self.id);
-    }
-}
-
-/// Registered with `atexit` by the module: shuts every live pool down and waits for its workers
+/// Registered with `atexit` by the module: shuts every pool down and waits for its workers
 /// (queued jobs still finish), with the GIL released so that they can deliver.
 #[pyfunction]
 pub fn _shutdown_all(py: Python<'_>) {
     let pools = std::mem::take(&mut *live());
-    py.detach(|| pools.iter().for_each(|(_, pool)| pool.join()));
+    py.detach(|| pools.iter().for_each(offload::Watch::join));
 }
 
 #[pymethods]
@@ -164,10 +158,11 @@ impl Pool {
         if !(0..=19).contains(&config.nice) {
             return Err(PyValueError::new_err("nice must be between 0 and 19 (steps below the creating thread's priority)"));
         }
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-        let pool = Pool { inner: offload::Pool::new(config)?, id: NEXT_ID.fetch_add(1, Ordering::Relaxed) };
-        live().push((pool.id, pool.inner.clone()));
-        Ok(pool)
+        let inner = offload::Pool::new(config)?;
+        let mut live = live();
+        live.retain(|watch| !watch.is_finished());
+        live.push(inner.watch());
+        Ok(Pool { inner })
     }
 
     /// Worker threads.
