@@ -31,6 +31,6 @@ def test_offload_benchmark_prints_its_tables_and_writes_its_charts(tmp_path):
     for variant in ("inline (hashlib)", "to_thread Python", "to_thread hashlib", "offload sha256"):
         assert f"asyncio  {variant}" in out and f"mioloop  {variant}" in out, out
     assert "round trip of an empty job" in out
-    for chart in ("offload-heartbeat.svg", "offload-speedup.svg"):
+    for chart, bars in (("offload-heartbeat.svg", 4), ("offload-speedup.svg", 8)):  # asyncio and mioloop at least
         svg = (tmp_path / chart).read_text()
-        assert svg.startswith("<svg") and svg.count("<rect") >= 6
+        assert svg.startswith("<svg") and svg.count("<rect") >= bars
