@@ -326,7 +326,8 @@ impl Shared {
         let mut state = lock(&self.state);
         loop {
             let Some(entry) = state.queue.pop_front() else {
-                if !state.open {
+                // A reserved room is a job on its way: wait for it, even after shutdown.
+                if !state.open && state.reserved == 0 {
                     return;
                 }
                 state = self.work.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -484,8 +485,12 @@ impl Drop for Slot {
             let mut state = lock(&self.pool.state);
             state.reserved -= 1;
             let wakers = self.pool.take_waiting(&mut state, 1);
+            let closed = !state.open;
             drop(state);
             wakers.into_iter().for_each(Waker::wake);
+            if closed {
+                self.pool.work.notify_all(); // workers may have waited for this room to be used
+            }
         }
     }
 }

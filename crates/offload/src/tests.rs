@@ -364,3 +364,24 @@ fn a_cancelled_jobs_inputs_are_dropped_with_no_lock_held() {
     drop(job); // cancelled while running: the worker drops the returned inputs
     assert!(received.recv_timeout(Duration::from_secs(10)).is_ok());
 }
+
+#[test]
+fn a_room_reserved_before_shutdown_still_runs_its_job() {
+    let pool = pool(1, 2);
+    let slot = block_on(pool.reserve()).unwrap();
+    pool.shutdown();
+    let job = slot.submit(|_| 42);
+    pool.join();
+    assert_eq!(block_on(job), Ok(42));
+}
+
+#[test]
+fn an_unused_room_does_not_keep_a_shut_down_pool_alive() {
+    let pool = pool(1, 2);
+    let slot = block_on(pool.reserve()).unwrap();
+    let watch = pool.watch();
+    pool.shutdown();
+    drop(slot);
+    watch.join();
+    assert!(watch.is_finished());
+}

@@ -212,10 +212,11 @@ impl Pool {
     /// With `wait`, returns when the workers have exited (the GIL is released meanwhile).
     #[pyo3(signature = (wait = true, *, cancel_queued = false))]
     fn shutdown(&self, py: Python<'_>, wait: bool, cancel_queued: bool) {
+        // Close first: once closed, no caller waiting for room can slip a job in after the purge.
+        self.inner.shutdown();
         if cancel_queued {
             self.inner.cancel_queued();
         }
-        self.inner.shutdown();
         if wait {
             py.detach(|| self.inner.join());
         }
