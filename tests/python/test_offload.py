@@ -351,3 +351,22 @@ def test_workers_run_at_a_lower_priority_than_the_loop():
             assert executor.submit(nice_of_this_thread).result(timeout=10) == min(19, base + expected)
         finally:
             executor.shutdown()
+
+
+def test_no_pool_starts_after_the_atexit_join():
+    """An atexit handler that runs after mioloop's own (registered earlier) cannot start a pool
+    that nobody would join: it gets RuntimeError, and the interpreter exits cleanly."""
+    program = """
+import atexit
+def late():
+    import mioloop.offload as offload
+    try:
+        offload.Pool(1)
+    except RuntimeError as error:
+        print(error)
+atexit.register(late)  # registered first, so it runs after mioloop's handler
+import mioloop.offload
+"""
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "cannot start a pool after interpreter shutdown\n"

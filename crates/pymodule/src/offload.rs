@@ -131,6 +131,10 @@ pub struct Pool {
 /// is dropped once its workers have exited.
 static LIVE: Mutex<Vec<offload::Watch>> = Mutex::new(Vec::new());
 
+/// Set by `_shutdown_all`: a pool started later (by an `atexit` handler that runs after it) could
+/// not be joined, so none may start (as `concurrent.futures` refuses work at exit).
+static EXITING: AtomicBool = AtomicBool::new(false);
+
 fn live() -> std::sync::MutexGuard<'static, Vec<offload::Watch>> {
     LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -139,6 +143,7 @@ fn live() -> std::sync::MutexGuard<'static, Vec<offload::Watch>> {
 /// (queued jobs still finish), with the GIL released so that they can deliver.
 #[pyfunction]
 pub fn _shutdown_all(py: Python<'_>) {
+    EXITING.store(true, Ordering::SeqCst);
     let pools = std::mem::take(&mut *live());
     py.detach(|| pools.iter().for_each(offload::Watch::join));
 }
@@ -157,6 +162,9 @@ impl Pool {
         }
         if !(0..=19).contains(&config.nice) {
             return Err(PyValueError::new_err("nice must be between 0 and 19 (steps below the creating thread's priority)"));
+        }
+        if EXITING.load(Ordering::SeqCst) {
+            return Err(PyRuntimeError::new_err("cannot start a pool after interpreter shutdown"));
         }
         let inner = offload::Pool::new(config)?;
         let mut live = live();
