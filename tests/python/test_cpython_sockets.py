@@ -1,6 +1,6 @@
 """CPython's own low-level socket tests (Lib/test/test_asyncio/test_sock_lowlevel.py), run against
 mioloop.EventLoop: BaseSockTestsMixin exercises every sock_* method over real sockets on loopback
-(TCP and Unix), with racing, cancellation, huge transfers and failures."""
+(TCP and Unix), with racing, cancellation, huge transfers, failures and a transport on a socket."""
 
 import unittest
 from test.test_asyncio import test_sock_lowlevel
@@ -13,7 +13,3 @@ class MioloopSockTests(test_sock_lowlevel.BaseSockTestsMixin, test_utils.TestCas
     def create_event_loop(self):
         return mioloop.new_event_loop()
 
-
-MioloopSockTests.test_create_connection_sock = unittest.skip(
-    "create_connection makes a transport: not yet in scope (Part VI, Transports and protocols)"
-)(test_sock_lowlevel.BaseSockTestsMixin.test_create_connection_sock)

@@ -7,6 +7,8 @@ class overrides what runs once per callback or per task.
 """
 
 import asyncio
+import selectors
+import sys
 import weakref
 from asyncio import base_events, selector_events, unix_events
 
@@ -18,10 +20,32 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
         base_events.BaseEventLoop.__init__(self)
         # fd -> transport, so that sock_* refuses a socket a transport owns (asyncio's rule).
         self._transports = weakref.WeakValueDictionary()
+        # Signals: asyncio's Unix design, a socket pair made on the first add_signal_handler;
+        # signal.set_wakeup_fd writes each signal's number into it, and a reader dispatches them.
+        self._signal_handlers = {}
+        self._ssock = self._csock = None
+        self._internal_fds = 0
+
+    def _add_callback(self, handle):
+        """asyncio's way in for a ready `asyncio.Handle` (a signal's): onto the native ready queue."""
+        if not handle._cancelled:
+            self.call_soon(_run_unless_cancelled, handle)
+
+    def add_signal_handler(self, sig, callback, *args):
+        """Runs `callback(*args)` on the loop each time signal `sig` arrives (main thread only)."""
+        if self._ssock is None and not self.is_closed():
+            self._make_self_pipe()
+        return unix_events._UnixSelectorEventLoop.add_signal_handler(self, sig, callback, *args)
 
     # The sock_* coroutines are asyncio's own, reused on purpose: each tries the socket call at
     # once and, if it would block, waits for readiness with add_reader/add_writer, which are
     # native here (the core's selector over mio). Sendfile is asyncio's Unix one (os.sendfile).
+    @property
+    def _selector(self):
+        """What asyncio's transports read through `loop._selector`: the key of an fd (None once
+        the loop is closed, as asyncio's)."""
+        return None if self.is_closed() else _Registrations(self)
+
     _add_reader = _EventLoopCore.add_reader  # noqa: F821
     _remove_reader = _EventLoopCore.remove_reader  # noqa: F821
     _add_writer = _EventLoopCore.add_writer  # noqa: F821
@@ -30,10 +54,41 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
     def close(self):
         """Closes the loop: refuses while running; drops every pending callback; idempotent."""
         base_events.BaseEventLoop.close(self)
+        if self._signal_handlers and sys.is_finalizing():
+            self._signal_handlers.clear()  # as asyncio: too late to restore them
+        for sig in list(self._signal_handlers):
+            self.remove_signal_handler(sig)
+        if self._ssock is not None:
+            self._close_self_pipe()
         self._close_core()
 
 
+def _run_unless_cancelled(handle):
+    if not handle._cancelled:
+        handle._run()
+
+
+class _Registrations:
+    """A selector's `get_key`, answered from the native core's readers and writers."""
+
+    def __init__(self, loop):
+        self._loop = loop
+
+    def get_key(self, fileobj):
+        fd = selectors._fileobj_to_fd(fileobj)
+        reader, writer = self._loop._watchers(fd)
+        events = (selectors.EVENT_READ if reader is not None else 0) | (selectors.EVENT_WRITE if writer is not None else 0)
+        if not events:
+            raise KeyError(f"{fileobj!r} is not registered")
+        return selectors.SelectorKey(fileobj, fd, events, (reader, writer))
+
+
+# asyncio's own pure-Python pieces, reused on purpose over the native readers and writers: the
+# sock_* coroutines, the socket, SSL and datagram transports and the server machinery of
+# selector_events, and the Unix sockets, pipes, subprocesses and sendfile of unix_events.
 for _name in (
+    "_make_socket_transport", "_make_ssl_transport", "_make_datagram_transport",
+    "_start_serving", "_accept_connection", "_accept_connection2", "_stop_serving", "_sendfile_native",
     "_ensure_fd_no_transport",
     "sock_recv", "_sock_recv", "_sock_read_done",
     "sock_recv_into", "_sock_recv_into",
@@ -43,9 +98,15 @@ for _name in (
     "sock_sendto", "_sock_sendto",
     "sock_connect", "_sock_connect", "_sock_connect_cb", "_sock_write_done",
     "sock_accept", "_sock_accept",
+    "_make_self_pipe", "_close_self_pipe", "_read_from_self",
 ):
     setattr(EventLoop, _name, getattr(selector_events.BaseSelectorEventLoop, _name))
-for _name in ("_sock_sendfile_native", "_sock_sendfile_native_impl", "_sock_sendfile_update_filepos", "_sock_add_cancellation_callback"):
+for _name in (
+    "_sock_sendfile_native", "_sock_sendfile_native_impl", "_sock_sendfile_update_filepos", "_sock_add_cancellation_callback",
+    "create_unix_connection", "create_unix_server",
+    "remove_signal_handler", "_handle_signal", "_check_signal", "_process_self_data",
+    "_make_read_pipe_transport", "_make_write_pipe_transport", "_make_subprocess_transport", "_child_watcher_callback",
+):
     setattr(EventLoop, _name, getattr(unix_events._UnixSelectorEventLoop, _name))
 
 

@@ -645,6 +645,18 @@ impl EventLoopCore {
         Self::unwatch(slf, fd, true)
     }
 
+    /// The handles watching `fd`, `(reader, writer)`, each None when there is none: what a
+    /// selector key holds (asyncio's transports show it in their repr through `loop._selector`).
+    fn _watchers(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<(Option<Py<Handle>>, Option<Py<Handle>>)> {
+        let py = slf.py();
+        let fd = fileobj_to_fd(fd)?;
+        let guard = slf.get().lock(py)?;
+        Ok(match guard.as_ref() {
+            Some(core) => (core.reader(fd).map(|h| h.clone_ref(py)), core.writer(fd).map(|h| h.clone_ref(py))),
+            None => (None, None),
+        })
+    }
+
     /// A new `mioloop.Future` on this loop.
     fn create_future(slf: &Bound<'_, Self>) -> PyResult<Py<Future>> {
         let py = slf.py();
