@@ -3,7 +3,9 @@
 Executed once when the `mioloop` module is created, with `_EventLoopCore` in its globals.
 asyncio's BaseEventLoop is reused on purpose for what runs once per program (run_forever,
 run_until_complete, task factories, exception handlers, debug mode, executors); the native base
-class overrides what runs once per callback or per task.
+class overrides what runs once per callback or per task. asyncio's sock_* coroutines, transports,
+servers, SSL, pipes, subprocesses and signal handling are reused too, over the native readers and
+writers (Part VI starts there; its benchmarks say which of them move into Rust next).
 """
 
 import asyncio
