@@ -34,3 +34,14 @@ def test_offload_benchmark_prints_its_tables_and_writes_its_charts(tmp_path):
     for chart, bars in (("offload-heartbeat.svg", 4), ("offload-speedup.svg", 8)):  # asyncio and mioloop at least
         svg = (tmp_path / chart).read_text()
         assert svg.startswith("<svg") and svg.count("<rect") >= bars
+
+
+def test_echo_benchmark_serves_every_api_on_every_loop_and_checks_every_byte(tmp_path):
+    out = subprocess.run([sys.executable, ROOT / "benchmarks" / "echo.py", "--quick", "--svg", tmp_path],
+                         check=True, capture_output=True, text=True, timeout=600, cwd=ROOT / "benchmarks").stdout
+    for api in ("protocol", "streams", "sock"):
+        for size in ("1Ki", "64Ki"):
+            assert out.count(f"{api:<9}{size:>7}") == 3, out  # req/s, MB/s, CPU per request
+    assert "mioloop" in out.splitlines()[1] and "asyncio" in out.splitlines()[1]
+    for chart in ("echo-1k.svg", "echo-64k.svg"):
+        assert (tmp_path / chart).read_text().count("<rect") >= 6
