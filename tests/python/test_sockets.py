@@ -125,3 +125,29 @@ def test_sock_methods_on_a_transport_owned_socket_are_refused():
         sock.close()
         other.close()
         loop.close()
+
+
+def test_a_transports_descriptor_is_refused_by_the_public_reader_and_writer_methods():
+    async def main():
+        loop = asyncio.get_running_loop()
+        mine, theirs = socket.socketpair()
+        transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, mine)
+        try:
+            for method in (loop.add_reader, loop.add_writer):
+                with pytest.raises(RuntimeError, match="is used by transport"):
+                    method(mine.fileno(), print)
+            for method in (loop.remove_reader, loop.remove_writer):
+                with pytest.raises(RuntimeError, match="is used by transport"):
+                    method(mine.fileno())
+            other, spare = socket.socketpair()
+            assert loop.add_reader(other.fileno(), print) is None  # as asyncio's
+            assert loop.remove_reader(other.fileno()) is True
+            other.close()
+            spare.close()
+        finally:
+            transport.close()
+            theirs.close()
+            await asyncio.sleep(0)
+
+    with asyncio.Runner(loop_factory=mioloop.new_event_loop) as runner:
+        runner.run(main())

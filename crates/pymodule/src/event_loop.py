@@ -40,7 +40,7 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
         return unix_events._UnixSelectorEventLoop.add_signal_handler(self, sig, callback, *args)
 
     # The sock_* coroutines are asyncio's own, reused on purpose: each tries the socket call at
-    # once and, if it would block, waits for readiness with add_reader/add_writer, which are
+    # once and, if it would block, waits for readiness with _add_reader/_add_writer, which are
     # native here (the core's selector over mio). Sendfile is asyncio's Unix one (os.sendfile).
     @property
     def _selector(self):
@@ -48,10 +48,6 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
         the loop is closed, as asyncio's)."""
         return None if self.is_closed() else _Registrations(self)
 
-    _add_reader = _EventLoopCore.add_reader  # noqa: F821
-    _remove_reader = _EventLoopCore.remove_reader  # noqa: F821
-    _add_writer = _EventLoopCore.add_writer  # noqa: F821
-    _remove_writer = _EventLoopCore.remove_writer  # noqa: F821
 
     def close(self):
         """Closes the loop: refuses while running; drops every pending callback; idempotent."""

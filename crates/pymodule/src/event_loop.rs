@@ -437,6 +437,16 @@ impl EventLoopCore {
         Ok(handle)
     }
 
+    /// asyncio's rule for the public reader and writer methods: a descriptor a transport owns is
+    /// not for them (`_ensure_fd_no_transport`, asyncio's own, defined by the Python half).
+    fn ensure_no_transport(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<()> {
+        match slf.getattr(intern!(slf.py(), "_ensure_fd_no_transport")) {
+            Ok(check) => check.call1((fd,)).map(drop),
+            Err(error) if error.is_instance_of::<pyo3::exceptions::PyAttributeError>(slf.py()) => Ok(()), // the bare core
+            Err(error) => Err(error),
+        }
+    }
+
     fn unwatch(slf: &Bound<'_, Self>, fileobj: &Bound<'_, PyAny>, write: bool) -> PyResult<bool> {
         let this = slf.get();
         if this.closed.load(Ordering::Acquire) {
@@ -623,25 +633,53 @@ impl EventLoopCore {
         Self::call_at(slf, Some(slf.get().clock.now() + delay), callback, args, context)
     }
 
-    /// Calls `callback(*args)` whenever `fd` is readable (level-triggered), until removed.
+    /// Calls `callback(*args)` whenever `fd` is readable (level-triggered), until removed. Refuses
+    /// a descriptor that a transport owns, and returns None, as asyncio's.
     #[pyo3(signature = (fd, callback, *args))]
-    fn add_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<Py<Handle>> {
-        Self::watch(slf, fd, callback, args, false)
+    fn add_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        Self::ensure_no_transport(slf, fd)?;
+        Self::watch(slf, fd, callback, args, false).map(drop)
     }
 
-    /// Calls `callback(*args)` whenever `fd` is writable, until removed.
+    /// Calls `callback(*args)` whenever `fd` is writable, until removed (transports refused, as above).
     #[pyo3(signature = (fd, callback, *args))]
-    fn add_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<Py<Handle>> {
-        Self::watch(slf, fd, callback, args, true)
+    fn add_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        Self::ensure_no_transport(slf, fd)?;
+        Self::watch(slf, fd, callback, args, true).map(drop)
     }
 
-    /// Stops watching `fd` for reading; True if it was watched.
+    /// Stops watching `fd` for reading; True if it was watched (transports refused, as above).
     fn remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Self::ensure_no_transport(slf, fd)?;
         Self::unwatch(slf, fd, false)
     }
 
-    /// Stops watching `fd` for writing; True if it was watched.
+    /// Stops watching `fd` for writing; True if it was watched (transports refused, as above).
     fn remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Self::ensure_no_transport(slf, fd)?;
+        Self::unwatch(slf, fd, true)
+    }
+
+    /// `add_reader` without the transport check, returning the handle: what asyncio's transports
+    /// and `sock_*` coroutines call (`loop._add_reader`).
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<Py<Handle>> {
+        Self::watch(slf, fd, callback, args, false)
+    }
+
+    /// `add_writer` without the transport check, returning the handle.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<Py<Handle>> {
+        Self::watch(slf, fd, callback, args, true)
+    }
+
+    /// `remove_reader` without the transport check.
+    fn _remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Self::unwatch(slf, fd, false)
+    }
+
+    /// `remove_writer` without the transport check.
+    fn _remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
         Self::unwatch(slf, fd, true)
     }
 
