@@ -34,3 +34,10 @@ def book_url(built_book):
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+def pytest_collection_modifyitems(items):
+    """Every test runs under a time limit, so a hang is a failure: 300 s unless it sets its own."""
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(300))

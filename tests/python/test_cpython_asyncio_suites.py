@@ -90,6 +90,7 @@ for _module in POLICY_SUITES:
     for _name, _case in policy_classes(_module):
         _short = _module.__name__.rsplit(".", 1)[1]
         globals()[f"Mioloop_{_short}_{_name}"] = type(f"Mioloop_{_short}_{_name}", (MioloopPolicy, _case), {})
+del _module, _name, _case, _short  # or pytest would collect the last original class too
 
 
 class PolicyIsInstalledTests(MioloopPolicy, unittest.TestCase):

@@ -269,3 +269,43 @@ def test_a_call_later_from_another_thread_does_not_wait_for_the_sleeping_loop(lo
     loop.run_forever()
     assert finished.wait(5)
     assert time.monotonic() - started < 5
+
+
+def test_callbacks_scheduled_in_the_turn_that_stops_wait_for_the_next_run():
+    """asyncio's rule: run_forever returns after the turn in which stop() was called."""
+    logs = {}
+    for factory in (asyncio.new_event_loop, mioloop.new_event_loop):
+        loop = factory()
+        log = []
+
+        def first():
+            log.append("a")
+            loop.call_soon(log.append, "b")
+            loop.stop()
+
+        loop.call_soon(first)
+        loop.run_forever()
+        log.append("stopped")
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        loop.close()
+        logs[factory.__module__] = log
+    assert logs["mioloop"] == logs["asyncio.events"] == ["a", "stopped", "b"]
+
+
+def test_debug_mode_reports_a_slow_callback_as_asyncio_does(caplog):
+    def hog():
+        time.sleep(0.06)
+
+    for factory in (asyncio.new_event_loop, mioloop.new_event_loop):
+        caplog.clear()
+        loop = factory()
+        loop.set_debug(True)
+        loop.slow_callback_duration = 0.05
+        loop.call_soon(hog)
+        loop.call_soon(loop.stop)
+        with caplog.at_level("WARNING", logger="asyncio"):
+            loop.run_forever()
+        loop.close()
+        slow = [record.getMessage() for record in caplog.records if "took" in record.getMessage()]
+        assert len(slow) == 1 and slow[0].startswith("Executing <Handle") and "hog()" in slow[0], (factory, slow)

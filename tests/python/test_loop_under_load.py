@@ -14,7 +14,11 @@ import pytest
 
 import mioloop
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [
+    pytest.mark.timeout(300),
+    # A ResourceWarning raised in a finalizer reaches sys.unraisablehook, not the test: fail on it.
+    pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning"),
+]
 
 CHUNK = 64 << 10
 

@@ -11,6 +11,7 @@ writers (Part VI starts there; its benchmarks say which of them move into Rust n
 import asyncio
 import selectors
 import sys
+import warnings
 import weakref
 from asyncio import base_events, selector_events, unix_events
 
@@ -27,6 +28,11 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
         self._signal_handlers = {}
         self._ssock = self._csock = None
         self._internal_fds = 0
+
+    def _report_slow_callback(self, description, seconds):
+        """Debug mode: asyncio's warning for a callback that held the loop too long."""
+        if seconds >= self.slow_callback_duration:
+            base_events.logger.warning("Executing %s took %.3f seconds", description, seconds)
 
     def _add_callback(self, handle):
         """asyncio's way in for a ready `asyncio.Handle` (a signal's): onto the native ready queue."""
@@ -53,6 +59,7 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
         """Closes the loop: refuses while running; drops every pending callback; idempotent."""
         base_events.BaseEventLoop.close(self)
         if self._signal_handlers and sys.is_finalizing():
+            warnings.warn(f"Closing the loop {self!r} on interpreter shutdown stage, skipping signal handlers removal", ResourceWarning, source=self)
             self._signal_handlers.clear()  # as asyncio: too late to restore them
         for sig in list(self._signal_handlers):
             self.remove_signal_handler(sig)

@@ -500,7 +500,18 @@ impl EventLoopCore {
                     None => continue,
                 },
             };
-            if let Err(e) = Handle::run(handle.bind(py)) {
+            // Debug mode times each callback, as asyncio's `_run_once` does, and reports the slow.
+            // The handle is described before it runs: a one-shot handle lets go of its callback.
+            let timing = match self.debug.load(Ordering::Relaxed) {
+                true => Some((py.import(intern!(py, "asyncio.base_events"))?.getattr(intern!(py, "_format_handle"))?.call1((handle.bind(py),))?, Instant::now())),
+                false => None,
+            };
+            let outcome = Handle::run(handle.bind(py));
+            if let Some((description, started)) = timing {
+                let seconds = started.elapsed().as_secs_f64();
+                handle.get().event_loop.bind(py).call_method1(intern!(py, "_report_slow_callback"), (description, seconds))?;
+            }
+            if let Err(e) = outcome {
                 // SystemExit or KeyboardInterrupt: the rest of the turn runs next time.
                 if let Some(core) = self.lock(py)?.as_mut() {
                     core.requeue(std::mem::take(jobs));
@@ -755,7 +766,9 @@ impl EventLoopCore {
                 // Rust futures woken during the turn (or from other threads): one poll each.
                 this.wakeups.poll_queued(py);
             }
-            if stopping || slept {
+            // `stop()` called during this turn ends the call too: asyncio's run_forever checks
+            // after every turn, so what that turn scheduled waits for the next run.
+            if stopping || slept || this.stopping.load(Ordering::Acquire) {
                 return Ok(());
             }
         }
