@@ -1,5 +1,6 @@
 """Shared fixtures for the tests of the whole that run in Python: the package, the rendered book, CI files."""
 
+import asyncio
 import functools
 import http.server
 import pathlib
@@ -7,7 +8,30 @@ import threading
 
 import pytest
 
+import mioloop
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# The loops a test using the `run` fixture runs on; a test module may name its own `LOOPS`.
+LOOPS = {"asyncio": asyncio.new_event_loop, "mioloop": mioloop.new_event_loop}
+
+
+def pytest_generate_tests(metafunc):
+    """`run` is parametrized over the module's LOOPS (or the default ones), one test per loop."""
+    if "loop_factory" in metafunc.fixturenames:
+        loops = getattr(metafunc.module, "LOOPS", LOOPS)
+        metafunc.parametrize("loop_factory", [loops[name] for name in sorted(loops)], ids=sorted(loops))
+
+
+@pytest.fixture
+def run(loop_factory):
+    """Runs a coroutine function to completion on a fresh loop of each kind."""
+
+    def run(main):
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(main())
+
+    return run
 BOOK = ROOT / "target" / "book"
 
 

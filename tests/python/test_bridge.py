@@ -11,19 +11,6 @@ import pytest
 import mioloop
 from mioloop import bridge
 
-LOOPS = {"asyncio": asyncio.new_event_loop, "mioloop": mioloop.new_event_loop}
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request):
-    """Runs a coroutine function to completion on a fresh loop of each kind."""
-
-    def run(main):
-        with asyncio.Runner(loop_factory=LOOPS[request.param]) as runner:
-            return runner.run(main())
-
-    return run
-
 
 def test_a_ready_rust_future_is_done_before_it_is_awaited(run):
     async def main():

@@ -11,11 +11,12 @@ import time
 import zlib
 
 import pytest
+from conftest import LOOPS
 
 import mioloop
 from mioloop import offload
 
-LOOPS = {"asyncio": asyncio.new_event_loop, "mioloop": mioloop.new_event_loop}
+LOOPS = dict(LOOPS)  # and uvloop, when it is installed
 try:
     import uvloop
 
@@ -24,17 +25,6 @@ except ImportError:
     pass
 
 DATA = bytes(range(256)) * 4099 + b"tail"
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request):
-    """Runs a coroutine function to completion on a fresh loop of each kind."""
-
-    def run(main):
-        with asyncio.Runner(loop_factory=LOOPS[request.param]) as runner:
-            return runner.run(main())
-
-    return run
 
 
 async def until(condition, seconds=10.0):

@@ -10,17 +10,6 @@ import pytest
 
 import mioloop
 
-LOOPS = {"asyncio": asyncio.new_event_loop, "mioloop": mioloop.new_event_loop}
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request):
-    def run(main):
-        with asyncio.Runner(loop_factory=LOOPS[request.param]) as runner:
-            return runner.run(main())
-
-    return run
-
 
 def unresponsive_listener():
     """A listener whose backlog is full: a connect to it stays in progress (Linux drops the SYN)."""

@@ -45,6 +45,21 @@ impl std::task::Wake for Count {
     }
 }
 
+/// A counting waker, and its count.
+fn counting_waker() -> (Arc<Count>, Waker) {
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    (count.clone(), Waker::from(count))
+}
+
+/// Occupies a worker with a job that waits at a gate; returns when the job is running.
+fn hold_a_worker(pool: &Pool) -> (Gate, Job<()>) {
+    let gate = Gate::default();
+    let opened = gate.clone();
+    let job = pool.try_submit(move |_| opened.wait()).unwrap();
+    until(pool, |stats| stats.running >= 1);
+    (gate, job)
+}
+
 #[test]
 fn zero_workers_or_capacity_is_invalid_input() {
     for (workers, capacity) in [(0, 1), (1, 0)] {
@@ -83,8 +98,7 @@ fn a_job_wakes_its_waiter_once() {
         7
     })
     .unwrap();
-    let count = Arc::new(Count(AtomicUsize::new(0)));
-    let waker = Waker::from(count.clone());
+    let (count, waker) = counting_waker();
     let mut cx = Context::from_waker(&waker);
     assert!(Pin::new(&mut job).poll(&mut cx).is_pending());
     assert!(Pin::new(&mut job).poll(&mut cx).is_pending()); // same waker: kept, not doubled
@@ -108,8 +122,7 @@ fn the_queue_is_bounded_and_reserve_waits_for_room_in_order() {
     assert_eq!(pool.try_submit(|_| ()).err(), Some(SubmitError::Full));
 
     // Two callers wait for room; the first to ask gets the first room.
-    let count = Arc::new(Count(AtomicUsize::new(0)));
-    let waker = Waker::from(count.clone());
+    let (count, waker) = counting_waker();
     let mut cx = Context::from_waker(&waker);
     let (mut first, mut second) = (pool.reserve(), pool.reserve());
     assert!(Pin::new(&mut first).poll(&mut cx).is_pending());
@@ -131,13 +144,9 @@ fn the_queue_is_bounded_and_reserve_waits_for_room_in_order() {
 #[test]
 fn a_woken_reserve_that_gives_up_passes_the_room_on() {
     let pool = pool(1, 1);
-    let gate = Gate::default();
-    let opened = gate.clone();
-    let running = pool.try_submit(move |_| opened.wait()).unwrap();
-    until(&pool, |stats| stats.running == 1);
+    let (gate, running) = hold_a_worker(&pool);
     let queued = pool.try_submit(|_| ()).unwrap();
-    let count = Arc::new(Count(AtomicUsize::new(0)));
-    let waker = Waker::from(count.clone());
+    let (count, waker) = counting_waker();
     let mut cx = Context::from_waker(&waker);
     let (mut quitter, mut patient) = (pool.reserve(), pool.reserve());
     assert!(Pin::new(&mut quitter).poll(&mut cx).is_pending());
@@ -154,10 +163,7 @@ fn a_woken_reserve_that_gives_up_passes_the_room_on() {
 #[test]
 fn dropping_a_queued_job_removes_it_and_it_never_runs() {
     let pool = pool(1, 4);
-    let gate = Gate::default();
-    let opened = gate.clone();
-    let running = pool.try_submit(move |_| opened.wait()).unwrap();
-    until(&pool, |stats| stats.running == 1);
+    let (gate, running) = hold_a_worker(&pool);
     let ran = Arc::new(AtomicBool::new(false));
     let flag = ran.clone();
     let queued = pool.try_submit(move |_| flag.store(true, Ordering::SeqCst)).unwrap();
@@ -217,10 +223,7 @@ fn shutdown_refuses_new_jobs_but_finishes_queued_ones() {
 #[test]
 fn shutdown_wakes_callers_waiting_for_room() {
     let pool = pool(1, 1);
-    let gate = Gate::default();
-    let opened = gate.clone();
-    let running = pool.try_submit(move |_| opened.wait()).unwrap();
-    until(&pool, |stats| stats.running == 1);
+    let (gate, running) = hold_a_worker(&pool);
     let queued = pool.try_submit(|_| ()).unwrap();
     let waiter = thread::spawn({
         let pool = pool.clone();
@@ -236,10 +239,7 @@ fn shutdown_wakes_callers_waiting_for_room() {
 #[test]
 fn cancel_queued_resolves_every_queued_job_as_cancelled() {
     let pool = pool(1, 10);
-    let gate = Gate::default();
-    let opened = gate.clone();
-    let running = pool.try_submit(move |_| opened.wait()).unwrap();
-    until(&pool, |stats| stats.running == 1);
+    let (gate, running) = hold_a_worker(&pool);
     let queued: Vec<_> = (0..5).map(|_| pool.try_submit(|_| ()).unwrap()).collect();
     assert_eq!(pool.cancel_queued(), 5);
     for job in queued {
@@ -296,13 +296,9 @@ fn nice_lowers_the_workers_priority() {
 #[test]
 fn a_woken_waiter_keeps_its_room_against_newcomers() {
     let pool = pool(1, 1);
-    let gate = Gate::default();
-    let opened = gate.clone();
-    let running = pool.try_submit(move |_| opened.wait()).unwrap();
-    until(&pool, |stats| stats.running == 1);
+    let (gate, running) = hold_a_worker(&pool);
     let queued = pool.try_submit(|_| ()).unwrap();
-    let count = Arc::new(Count(AtomicUsize::new(0)));
-    let waker = Waker::from(count.clone());
+    let (count, waker) = counting_waker();
     let mut cx = Context::from_waker(&waker);
     let mut first = pool.reserve();
     assert!(Pin::new(&mut first).poll(&mut cx).is_pending());

@@ -249,7 +249,7 @@ impl Pool {
     /// (with the GIL, like any Python code) and completes the `concurrent.futures.Future`.
     /// Waits, with the GIL released, while the queue is full.
     fn _submit_call(&self, py: Python<'_>, future: Py<PyAny>, function: Py<PyAny>, args: Py<PyTuple>, kwargs: Option<Py<PyDict>>) -> PyResult<()> {
-        let call = PythonCall { future, function, args, kwargs, ran: AtomicBool::new(false) };
+        let call = PythonCall { future, function, args, kwargs, ran: false };
         let slot = py.detach(|| offload::block_on(self.inner.reserve())).map_err(job_error)?;
         slot.submit(move |_cancel| call.run()).detach();
         Ok(())
@@ -295,12 +295,12 @@ struct PythonCall {
     function: Py<PyAny>,
     args: Py<PyTuple>,
     kwargs: Option<Py<PyDict>>,
-    ran: AtomicBool,
+    ran: bool,
 }
 
 impl PythonCall {
-    fn run(&self) {
-        self.ran.store(true, Ordering::Relaxed);
+    fn run(mut self) {
+        self.ran = true;
         Python::attach(|py| {
             let future = self.future.bind(py);
             // False if the future was cancelled while queued: then the call is skipped.
@@ -321,7 +321,7 @@ impl PythonCall {
 
 impl Drop for PythonCall {
     fn drop(&mut self) {
-        if !self.ran.load(Ordering::Relaxed) {
+        if !self.ran {
             // Never ran: the queued job was cancelled. `try_attach`: nothing to do at exit.
             let _ = Python::try_attach(|py| self.future.bind(py).call_method0("cancel").map(drop));
         }
