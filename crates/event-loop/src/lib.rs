@@ -259,14 +259,26 @@ impl<C> Core<C> {
     }
 
     /// Applies `change` to the watchers of `fd` and brings the registration in line with it.
+    /// A registered descriptor is registered again in place, with one `EPOLL_CTL_MOD` (where a
+    /// removal and a new registration would take two), even when only a watcher is replaced: a
+    /// descriptor closed while watched and its number reused since is then found out (the kernel
+    /// refuses the MOD) and registered anew, never left watched in the map and not in the kernel
+    /// (asyncio's bug in *Sockets on the loop*). One with no watcher left is unregistered.
     fn watch(&mut self, fd: RawFd, change: impl FnOnce(&mut Watchers<C>) -> Option<C>) -> io::Result<Option<C>> {
-        let mut watchers = match self.io.unregister(fd) {
-            Ok(key) => key.data,
-            Err(_) => Watchers { reader: None, writer: None },
-        };
+        let unwatched = || Watchers { reader: None, writer: None };
+        let registered = self.io.data_mut(fd).map(|watchers| std::mem::replace(watchers, unwatched()));
+        let is_registered = registered.is_some();
+        let mut watchers = registered.unwrap_or_else(unwatched);
         let previous = change(&mut watchers);
-        if let Some(events) = watchers.events() {
-            self.io.register(fd, events, watchers).map_err(selector_error)?;
+        match (watchers.events(), is_registered) {
+            (None, true) => drop(self.io.unregister(fd)),
+            (None, false) => {}
+            (Some(events), true) => match self.io.reregister(fd, events) {
+                Ok(key) => key.data = watchers,
+                // The kernel forgot the descriptor (closed, its number maybe reused): anew.
+                Err(_) => drop(self.io.register(fd, events, watchers).map_err(selector_error)?),
+            },
+            (Some(events), false) => drop(self.io.register(fd, events, watchers).map_err(selector_error)?),
         }
         Ok(previous)
     }

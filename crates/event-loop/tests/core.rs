@@ -134,6 +134,35 @@ fn io_is_level_triggered_and_removed_watchers_are_not_reported() {
 }
 
 #[test]
+fn a_descriptor_number_that_names_another_socket_since_is_watched_anew() {
+    let (watched, _peer) = UnixStream::pair().unwrap();
+    let fd = watched.as_raw_fd();
+    let mut core = Core::new().unwrap();
+    core.add_reader(fd, "reader").unwrap();
+    // The number now names another socket (its first file closed without remove_reader): the
+    // kernel forgot the registration, the core did not.
+    let (other, mut other_peer) = UnixStream::pair().unwrap();
+    // SAFETY: both descriptors are open and owned here; dup2 closes the first file atomically.
+    assert_eq!(unsafe { libc::dup2(other.as_raw_fd(), fd) }, fd);
+    // A change of events is a modify, which the kernel refuses (ENOENT): the core registers anew.
+    assert_eq!(core.add_writer(fd, "writer").unwrap(), None);
+    other_peer.write_all(b"x").unwrap();
+    core.call_soon("tick");
+    assert_eq!(core.turn().unwrap(), [Job::Call("tick"), Job::Readable(fd), Job::Writable(fd)]);
+    assert_eq!((core.reader(fd), core.writer(fd)), (Some(&"reader"), Some(&"writer")));
+
+    // The same with the events unchanged (a reader replaced by a reader): asyncio's selector makes
+    // no system call then and keeps watching a registration the kernel dropped; the core asks.
+    let (third, mut third_peer) = UnixStream::pair().unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::dup2(third.as_raw_fd(), fd) }, fd);
+    assert_eq!(core.add_reader(fd, "new reader").unwrap(), Some("reader"));
+    third_peer.write_all(b"y").unwrap();
+    core.call_soon("tick");
+    assert_eq!(core.turn().unwrap(), [Job::Call("tick"), Job::Readable(fd), Job::Writable(fd)]);
+}
+
+#[test]
 fn readers_and_writers_of_one_descriptor_are_independent() {
     let (a, _b) = UnixStream::pair().unwrap();
     let fd = a.as_raw_fd();

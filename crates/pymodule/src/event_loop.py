@@ -45,6 +45,10 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
             self._make_self_pipe()
         return unix_events._UnixSelectorEventLoop.add_signal_handler(self, sig, callback, *args)
 
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
+        """The transport of a TCP or Unix stream socket (create_connection, servers, streams)."""
+        return _SocketTransport(self, sock, protocol, waiter, extra, server)
+
     # The sock_* coroutines are asyncio's own, reused on purpose: each tries the socket call at
     # once and, if it would block, waits for readiness with _add_reader/_add_writer, which are
     # native here (the core's selector over mio). Sendfile is asyncio's Unix one (os.sendfile).
@@ -66,6 +70,16 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
         if self._ssock is not None:
             self._close_self_pipe()
         self._close_core()
+
+
+class _SocketTransport(selector_events._SelectorSocketTransport):
+    """asyncio's socket transport with its two per-message paths native (`transport.rs`): reading
+    (recv, then data_received, or recv_into get_buffer() then buffer_updated) and write's
+    send-at-once. The rest (connecting, closing, buffering, flow control, write_eof, set_protocol,
+    sendfile, errors) is asyncio's, on the same attributes."""
+
+    _read_ready = _transport_read_ready  # noqa: F821 (provided by the module)
+    write = _transport_write  # noqa: F821
 
 
 def _run_unless_cancelled(handle):
@@ -92,7 +106,7 @@ class _Registrations:
 # sock_* coroutines, the socket, SSL and datagram transports and the server machinery of
 # selector_events, and the Unix sockets, pipes, subprocesses and sendfile of unix_events.
 for _name in (
-    "_make_socket_transport", "_make_ssl_transport", "_make_datagram_transport",
+    "_make_ssl_transport", "_make_datagram_transport",
     "_start_serving", "_accept_connection", "_accept_connection2", "_stop_serving", "_sendfile_native",
     "_ensure_fd_no_transport",
     "sock_recv", "_sock_recv", "_sock_read_done",

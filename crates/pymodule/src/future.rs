@@ -105,8 +105,9 @@ fn equal(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
 }
 
 impl Future {
-    /// One step of `await` (see `__await__`).
-    fn step(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+    /// One step of `await` (see `__await__`): the future itself to yield while it is pending, its
+    /// result (`Err` for its exception) once it is done.
+    fn step(slf: &Bound<'_, Self>) -> PyResult<Step> {
         let py = slf.py();
         let mut this = slf.borrow_mut();
         this.owner()?;
@@ -115,11 +116,9 @@ impl Future {
                 return Err(PyRuntimeError::new_err("await wasn't used with future"));
             }
             this.blocking = true;
-            return Ok(slf.clone().into_any().unbind());
+            return Ok(Step::Yield(slf.clone().into_any().unbind()));
         }
-        let result = this.result(py)?;
-        drop(this);
-        Err(PyStopIteration::new_err((result,)))
+        Ok(Step::Return(this.result(py)?))
     }
 
     fn owner(&self) -> PyResult<&Owner> {
@@ -206,21 +205,88 @@ impl Future {
 
 }
 
+/// What one step of `await` on a future does.
+enum Step {
+    /// Pending: hand the future to the task, which waits for it.
+    Yield(Py<PyAny>),
+    /// Done: the `await` evaluates to this.
+    Return(Py<PyAny>),
+}
+
+impl Step {
+    /// The iterator protocol's form: a return is `StopIteration(result)`.
+    fn into_next(self) -> PyResult<Py<PyAny>> {
+        match self {
+            Step::Yield(future) => Ok(future),
+            Step::Return(result) => Err(PyStopIteration::new_err((result,))),
+        }
+    }
+}
+
+/// `PyIter_Send` on a `Future` (the `am_send` slot, which pyo3 cannot declare): what the `await`
+/// of a coroutine calls. A done future returns its result directly, as asyncio's C future does,
+/// instead of raising and catching a `StopIteration` per `await`. A subclass, which may override
+/// `__next__`, gets the iterator protocol.
+unsafe extern "C" fn am_send(object: *mut ffi::PyObject, _value: *mut ffi::PyObject, result: *mut *mut ffi::PyObject) -> ffi::PySendResult {
+    // SAFETY: CPython calls am_send with the GIL held, a live object of our type (or a subclass)
+    // and a place for the result.
+    let py = unsafe { Python::assume_attached() };
+    let object = unsafe { Bound::from_borrowed_ptr(py, object) };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<Step> {
+        if !object.get_type().is(py.get_type::<Future>()) {
+            // SAFETY: every type with this slot is Future or a subclass, which has tp_iternext.
+            let next = unsafe { Bound::from_owned_ptr_or_opt(py, ffi::PyIter_Next(object.as_ptr())) };
+            return match next {
+                Some(value) => Ok(Step::Yield(value.unbind())),
+                None => match PyErr::take(py) {
+                    Some(error) if error.is_instance_of::<PyStopIteration>(py) => Ok(Step::Return(error.value(py).getattr("value")?.unbind())),
+                    Some(error) => Err(error),
+                    None => Ok(Step::Return(py.None())),
+                },
+            };
+        }
+        Future::step(object.cast::<Future>()?)
+    }));
+    let outcome = outcome.unwrap_or_else(|panic| Err(pyo3::panic::PanicException::new_err(event_loop::executor::panic_message(&*panic).to_string())));
+    match outcome {
+        Ok(Step::Yield(value)) => {
+            // SAFETY: `result` is CPython's out-parameter; it takes the reference.
+            unsafe { *result = value.into_ptr() };
+            ffi::PySendResult::PYGEN_NEXT
+        }
+        Ok(Step::Return(value)) => {
+            unsafe { *result = value.into_ptr() };
+            ffi::PySendResult::PYGEN_RETURN
+        }
+        Err(error) => {
+            error.restore(py);
+            unsafe { *result = std::ptr::null_mut() };
+            ffi::PySendResult::PYGEN_ERROR
+        }
+    }
+}
+
 /// The deallocator pyo3 gave `Future`, which [`dealloc`] calls after the finalizer.
 static PYO3_DEALLOC: std::sync::OnceLock<ffi::destructor> = std::sync::OnceLock::new();
 
 /// Gives `Future` a finalizer (PEP 442), as asyncio's C Future has: pyo3 has no `__del__`, and a
 /// destructor cannot hand the dying future to the exception handler, which asyncio's report of an
 /// exception never retrieved includes. Called once, when the module is made.
-pub(crate) fn install_finalizer(class: &Bound<'_, PyType>) {
+///
+/// It also gives it `am_send` ([`am_send`]).
+pub(crate) fn install_slots(class: &Bound<'_, PyType>) {
     let class = class.as_type_ptr();
     // SAFETY: `class` is pyo3's heap type for Future, not yet instantiated or subclassed; setting
-    // slots and then calling PyType_Modified is how CPython's own types are patched.
+    // slots and then calling PyType_Modified is how CPython's own types are patched. pyo3 gave it
+    // `am_await` (`__await__`), so its `tp_as_async` points at the heap type's own table.
     unsafe {
         if let Some(original) = (*class).tp_dealloc {
             if PYO3_DEALLOC.set(original).is_ok() {
                 (*class).tp_dealloc = Some(dealloc);
                 (*class).tp_finalize = Some(finalize);
+                if let Some(methods) = (*class).tp_as_async.as_mut() {
+                    methods.am_send = Some(am_send);
+                }
                 ffi::PyType_Modified(class);
             }
         }
@@ -481,12 +547,12 @@ impl Future {
     }
 
     fn __next__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
-        Self::step(slf)
+        Self::step(slf)?.into_next()
     }
 
     /// A value sent in is ignored: a future's `await` only ever resumes with `None`.
     fn send(slf: &Bound<'_, Self>, _value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        Self::step(slf)
+        Self::step(slf)?.into_next()
     }
 
     /// Raises the exception at the `await`, as a generator's `throw` would (same checks, same errors).

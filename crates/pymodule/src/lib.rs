@@ -14,12 +14,14 @@
 //! | `mioloop.bridge` | [`bridge`]: Rust futures ↔ asyncio | *Rust futures meet asyncio* |
 //! | `mioloop.offload` | [`offload`] over the `offload` crate: Rust kernels on worker threads | *The offload pool* |
 //! | `mioloop.EventLoop` | [`event_loop`] over the `event-loop` crate, with asyncio's `BaseEventLoop` | *The same loop in Rust* |
+//! | its socket transport | [`transport`]: asyncio's, with native reads and writes | *Transports and protocols* |
 
 pub mod bridge;
 pub mod event_loop;
 pub mod future;
 pub mod offload;
 pub mod selector;
+pub mod transport;
 
 /// `import mioloop`: the selector, the event loop, the Future and the offload pool of *Under the Await*.
 #[pyo3::pymodule]
@@ -36,11 +38,16 @@ pub mod mioloop {
     fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
         let py = module.py();
         module.add("__version__", env!("CARGO_PKG_VERSION"))?;
-        crate::future::install_finalizer(&py.get_type::<crate::future::Future>());
+        crate::future::install_slots(&py.get_type::<crate::future::Future>());
         // The Python half of EventLoop: asyncio's BaseEventLoop on top of the native core.
         let namespace = pyo3::types::PyDict::new(py);
         namespace.set_item("_EventLoopCore", py.get_type::<crate::event_loop::EventLoopCore>())?;
         namespace.set_item("__name__", "mioloop")?;
+        // The socket transport's hot paths (`transport`), bound as methods.
+        let read_ready = pyo3::wrap_pyfunction!(crate::transport::read_ready, module)?;
+        namespace.set_item("_transport_read_ready", crate::transport::instance_method(read_ready.as_any())?)?;
+        let write = pyo3::wrap_pyfunction!(crate::transport::write, module)?;
+        namespace.set_item("_transport_write", crate::transport::instance_method(write.as_any())?)?;
         let source = std::ffi::CString::new(include_str!("event_loop.py")).expect("no NUL in event_loop.py");
         py.run(&source, Some(&namespace), None)?;
         for name in ["EventLoop", "new_event_loop", "EventLoopPolicy"] {

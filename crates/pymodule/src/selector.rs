@@ -26,12 +26,20 @@ fn selector_key<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
     py.import("selectors")?.getattr("SelectorKey")
 }
 
+/// The exception the standard library raises for `errno`, with the C library's message:
+/// `OSError(errno, strerror)` picks the subclass (ConnectionResetError, PermissionError, ...).
+pub(crate) fn os_error(errno: i32) -> PyErr {
+    // SAFETY: strerror returns a NUL-terminated string, valid until the next strerror call on this
+    // thread; it is copied at once.
+    let message = unsafe { std::ffi::CStr::from_ptr(libc::strerror(errno)) }.to_string_lossy().into_owned();
+    PyOSError::new_err((errno, message))
+}
+
 /// The exception the standard library raises for each error of the crate.
 fn to_py_err(error: Error) -> PyErr {
     match error {
         Error::Io(e) => match e.raw_os_error() {
-            // OSError(errno, strerror) picks the subclass: PermissionError, FileNotFoundError, ...
-            Some(code) => PyOSError::new_err((code, std::io::Error::from_raw_os_error(code).to_string())),
+            Some(code) => os_error(code),
             None => PyOSError::new_err(e.to_string()),
         },
         Error::AlreadyRegistered(_) | Error::NotRegistered(_) => PyKeyError::new_err(error.to_string()),

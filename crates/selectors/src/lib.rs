@@ -207,22 +207,46 @@ impl<T> Selector<T> {
     /// unregistered before the error is returned, so the selector never believes in a registration
     /// the kernel does not have (CPython bpo-30014).
     pub fn modify(&mut self, fd: RawFd, events: Events, data: T) -> Result<&Key<T>, Error> {
+        let key = self.modify_events(fd, events)?;
+        key.data = data;
+        Ok(key)
+    }
+
+    /// Changes the events of a registered descriptor, keeping its data; as [`modify`](Self::modify).
+    pub fn modify_events(&mut self, fd: RawFd, events: Events) -> Result<&mut Key<T>, Error> {
+        let current = self.keys.get(&fd).ok_or(Error::NotRegistered(fd))?.events;
+        if current == events {
+            return Ok(self.keys.get_mut(&fd).expect("checked above"));
+        }
+        self.reregister(fd, events)
+    }
+
+    /// Registers a registered descriptor again, for `events`, keeping its data: one system call
+    /// (`EPOLL_CTL_MOD`) even when the events are the same, so an error says the kernel no longer
+    /// has the registration, because the descriptor was closed and its number may name another
+    /// file now (see *Sockets on the loop*). As with [`modify`](Self::modify), a refused
+    /// registration is dropped before the error is returned.
+    pub fn reregister(&mut self, fd: RawFd, events: Events) -> Result<&mut Key<T>, Error> {
         if events.is_empty() {
             return Err(Error::InvalidEvents(0));
         }
         let poll = self.poll.as_ref().ok_or(Error::Closed)?;
-        let current = self.keys.get(&fd).ok_or(Error::NotRegistered(fd))?.events;
-        if current != events {
-            if let Err(e) = poll.registry().reregister(&mut SourceFd(&fd), Token(fd as usize), events.interest()) {
-                self.keys.remove(&fd);
-                let _ = poll.registry().deregister(&mut SourceFd(&fd));
-                return Err(e.into());
-            }
+        if !self.keys.contains_key(&fd) {
+            return Err(Error::NotRegistered(fd));
+        }
+        if let Err(e) = poll.registry().reregister(&mut SourceFd(&fd), Token(fd as usize), events.interest()) {
+            self.keys.remove(&fd);
+            let _ = poll.registry().deregister(&mut SourceFd(&fd));
+            return Err(e.into());
         }
         let key = self.keys.get_mut(&fd).expect("checked above");
         key.events = events;
-        key.data = data;
         Ok(key)
+    }
+
+    /// The data of `fd`, if registered, to change in place.
+    pub fn data_mut(&mut self, fd: RawFd) -> Option<&mut T> {
+        self.keys.get_mut(&fd).map(|key| &mut key.data)
     }
 
     /// The key of `fd`, if registered.

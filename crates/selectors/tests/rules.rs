@@ -277,3 +277,16 @@ fn another_thread_can_end_a_wait_without_a_descriptor() {
     assert!(start.elapsed() < Duration::from_secs(5), "woken, not timed out");
     drop(wake.join().unwrap());
 }
+
+#[test]
+fn modify_events_keeps_the_data() {
+    let (a, _b) = UnixStream::pair().unwrap();
+    let mut selector = Selector::new().unwrap();
+    selector.register(a.as_raw_fd(), Events::READ, "kept").unwrap();
+    let key = selector.modify_events(a.as_raw_fd(), Events::WRITE).unwrap();
+    assert_eq!((key.events, key.data), (Events::WRITE, "kept"));
+    assert_eq!(ready_fds(&mut selector, NOW), vec![(a.as_raw_fd(), 2)]);
+    *selector.data_mut(a.as_raw_fd()).unwrap() = "changed";
+    assert_eq!(selector.get_key(a.as_raw_fd()).unwrap().data, "changed");
+    assert!(matches!(selector.modify_events(a.as_raw_fd(), Events::default()), Err(Error::InvalidEvents(0))));
+}

@@ -1,0 +1,218 @@
+//! The two hot paths of mioloop's socket transport, native.
+//!
+//! Taught in *Transports and protocols*, measured in *Benchmarks*.
+//!
+//! mioloop's TCP and Unix stream transport is asyncio's own `_SelectorSocketTransport`, subclassed
+//! (`event_loop.py`): connecting, closing, flow control, `write_eof`, `set_protocol`, sendfile and
+//! every error path are asyncio's code. What runs once per message is replaced by the two functions
+//! here, which read and write the same attributes asyncio's methods do:
+//!
+//! - [`read_ready`]: the socket is readable. `recv` into the loop thread's 256 KiB buffer and hand
+//!   the bytes to `protocol.data_received`, or, for a `BufferedProtocol`, `recv` straight into the
+//!   protocol's `get_buffer()` and call `buffer_updated(n)`: no Python frame between the selector
+//!   and the protocol.
+//! - [`write`]: `transport.write(data)`. With nothing buffered, `send` at once; only what the
+//!   kernel did not take goes to asyncio's buffer and writer callback.
+//!
+//! They are installed as methods of the subclass by [`instance_method`] (CPython's binding wrapper
+//! for a C function), so `transport.write` binds as a Python method does.
+
+use crate::selector::os_error;
+use pyo3::buffer::PyUntypedBuffer;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView};
+use pyo3::{ffi, intern};
+use std::cell::RefCell;
+
+/// asyncio's `_SelectorTransport.max_size`: the most one `recv` asks for.
+const MAX_SIZE: usize = 256 * 1024;
+
+/// asyncio's `constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES: i64 = 5;
+
+thread_local! {
+    /// The receive buffer of the loop running on this thread (uvloop keeps one per loop as well):
+    /// a message is copied out of it into a `bytes` of its own length.
+    static RECEIVE: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_SIZE]);
+}
+
+static BUFFERED_PROTOCOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// What one non-blocking socket call did.
+enum Io {
+    Done(usize),
+    WouldBlock,
+    Failed(PyErr),
+}
+
+fn io_result(result: isize) -> Io {
+    if result >= 0 {
+        return Io::Done(result as usize);
+    }
+    let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+    match errno {
+        libc::EAGAIN | libc::EINTR => Io::WouldBlock,
+        _ => Io::Failed(os_error(errno)),
+    }
+}
+
+fn recv(fd: i32, buffer: &mut [u8]) -> Io {
+    // SAFETY: `buffer` is valid for writes of its length for the duration of the call.
+    io_result(unsafe { libc::recv(fd, buffer.as_mut_ptr().cast(), buffer.len(), 0) })
+}
+
+fn send(fd: i32, data: &[u8]) -> Io {
+    // SAFETY: `data` is valid for reads of its length for the duration of the call. MSG_NOSIGNAL:
+    // a closed peer is an EPIPE error, never a SIGPIPE (Python ignores SIGPIPE; an embedder may not).
+    io_result(unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) })
+}
+
+/// asyncio's rule for a protocol callback's exception: SystemExit and KeyboardInterrupt
+/// propagate, anything else is the transport's fatal error.
+fn fatal(transport: &Bound<'_, PyAny>, error: PyErr, message: &str) -> PyResult<()> {
+    let py = transport.py();
+    if error.is_instance_of::<PySystemExit>(py) || error.is_instance_of::<PyKeyboardInterrupt>(py) {
+        return Err(error);
+    }
+    transport.call_method1(intern!(py, "_fatal_error"), (error.value(py), message)).map(drop)
+}
+
+/// `transport._read_ready()`: asyncio's `_read_ready__data_received` or `_read_ready__get_buffer`,
+/// chosen by the protocol's class as asyncio's `set_protocol` chooses.
+#[pyfunction]
+pub fn read_ready(transport: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = transport.py();
+    if transport.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
+        return Ok(());
+    }
+    let fd: i32 = transport.getattr(intern!(py, "_sock_fd"))?.extract()?;
+    let protocol = transport.getattr(intern!(py, "_protocol"))?;
+    let buffered = BUFFERED_PROTOCOL.get_or_try_init(py, || py.import("asyncio")?.getattr("BufferedProtocol").map(Bound::unbind))?;
+    if protocol.is_instance(buffered.bind(py))? {
+        return read_into_protocol(transport, &protocol, fd);
+    }
+    let received = RECEIVE.with_borrow_mut(|buffer| match recv(fd, buffer) {
+        Io::Done(0) => Ok(None),
+        Io::Done(n) => Ok(Some(PyBytes::new(py, &buffer[..n]))),
+        Io::WouldBlock => Err(None),
+        Io::Failed(error) => Err(Some(error)),
+    });
+    match received {
+        Ok(Some(data)) => match protocol.call_method1(intern!(py, "data_received"), (data,)) {
+            Ok(_) => Ok(()),
+            Err(error) => fatal(transport, error, "Fatal error: protocol.data_received() call failed."),
+        },
+        Ok(None) => transport.call_method0(intern!(py, "_read_ready__on_eof")).map(drop),
+        Err(None) => Ok(()),
+        Err(Some(error)) => fatal(transport, error, "Fatal read error on socket transport"),
+    }
+}
+
+/// The `BufferedProtocol` path: `recv` into `protocol.get_buffer(-1)`, then `buffer_updated(n)`.
+fn read_into_protocol(transport: &Bound<'_, PyAny>, protocol: &Bound<'_, PyAny>, fd: i32) -> PyResult<()> {
+    let py = transport.py();
+    let view = protocol.call_method1(intern!(py, "get_buffer"), (-1,)).and_then(|buffer| {
+        let view = PyUntypedBuffer::get(&buffer)?;
+        if view.readonly() {
+            return Err(PyTypeError::new_err("get_buffer() returned a read-only buffer"));
+        }
+        if !view.is_c_contiguous() {
+            return Err(pyo3::exceptions::PyBufferError::new_err("get_buffer() returned a non-contiguous buffer"));
+        }
+        if view.len_bytes() == 0 {
+            return Err(PyRuntimeError::new_err("get_buffer() returned an empty buffer"));
+        }
+        Ok(view)
+    });
+    let view = match view {
+        Ok(view) => view,
+        Err(error) => return fatal(transport, error, "Fatal error: protocol.get_buffer() call failed."),
+    };
+    // SAFETY: a writable, C-contiguous export of `len_bytes` bytes, held until `view` is released
+    // below; nothing else runs in between.
+    let target = unsafe { std::slice::from_raw_parts_mut(view.buf_ptr() as *mut u8, view.len_bytes()) };
+    let received = recv(fd, target);
+    view.release(py);
+    match received {
+        Io::Done(0) => transport.call_method0(intern!(py, "_read_ready__on_eof")).map(drop),
+        Io::Done(n) => match protocol.call_method1(intern!(py, "buffer_updated"), (n,)) {
+            Ok(_) => Ok(()),
+            Err(error) => fatal(transport, error, "Fatal error: protocol.buffer_updated() call failed."),
+        },
+        Io::WouldBlock => Ok(()),
+        Io::Failed(error) => fatal(transport, error, "Fatal read error on socket transport"),
+    }
+}
+
+/// `transport.write(data)`: asyncio's checks and errors, then a `send` at once when nothing is
+/// buffered; the rest is buffered by asyncio's rules (writer callback, `_maybe_pause_protocol`).
+#[pyfunction]
+pub fn write(transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = transport.py();
+    if !(data.is_instance_of::<PyBytes>() || data.is_instance_of::<PyByteArray>() || data.is_instance_of::<PyMemoryView>()) {
+        let name = data.get_type().name()?;
+        return Err(PyTypeError::new_err(format!("data argument must be a bytes-like object, not '{name}'")));
+    }
+    if transport.getattr(intern!(py, "_eof"))?.is_truthy()? {
+        return Err(PyRuntimeError::new_err("Cannot call write() after write_eof()"));
+    }
+    if !transport.getattr(intern!(py, "_empty_waiter"))?.is_none() {
+        return Err(PyRuntimeError::new_err("unable to write; sendfile is in progress"));
+    }
+    if !data.is_truthy()? {
+        return Ok(());
+    }
+    let conn_lost: i64 = transport.getattr(intern!(py, "_conn_lost"))?.extract()?;
+    if conn_lost > 0 {
+        if conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
+            py.import("asyncio.log")?.getattr("logger")?.call_method1("warning", ("socket.send() raised exception.",))?;
+        }
+        return transport.setattr(intern!(py, "_conn_lost"), conn_lost + 1);
+    }
+    let buffer = transport.getattr(intern!(py, "_buffer"))?;
+    if buffer.is_truthy()? {
+        // Already waiting for the socket: keep the order, append.
+        buffer.call_method1(intern!(py, "extend"), (data,))?;
+        return transport.call_method0(intern!(py, "_maybe_pause_protocol")).map(drop);
+    }
+    // bytes are read in place; a bytearray or memoryview through the buffer protocol, held (`view`)
+    // until the end of the call.
+    let view;
+    let bytes = match data.cast::<PyBytes>() {
+        Ok(data) => data.as_bytes(),
+        Err(_) => {
+            view = PyUntypedBuffer::get(data)?;
+            if !view.is_c_contiguous() {
+                return Err(pyo3::exceptions::PyBufferError::new_err("memoryview: underlying buffer is not C-contiguous"));
+            }
+            // SAFETY: a C-contiguous export of `len_bytes` bytes, held while `bytes` is used.
+            unsafe { std::slice::from_raw_parts(view.buf_ptr() as *const u8, view.len_bytes()) }
+        }
+    };
+    let fd: i32 = transport.getattr(intern!(py, "_sock_fd"))?.extract()?;
+    let sent = match send(fd, bytes) {
+        Io::Done(n) if n == bytes.len() => return Ok(()),
+        Io::Done(n) => n,
+        Io::WouldBlock => 0,
+        Io::Failed(error) => return fatal(transport, error, "Fatal write error on socket transport"),
+    };
+    // The kernel took part of it: the rest waits for the socket to be writable.
+    let rest = PyBytes::new(py, &bytes[sent..]);
+    let event_loop = transport.getattr(intern!(py, "_loop"))?;
+    event_loop.call_method1(intern!(py, "_add_writer"), (fd, transport.getattr(intern!(py, "_write_ready"))?))?;
+    buffer.call_method1(intern!(py, "extend"), (rest,))?;
+    transport.call_method0(intern!(py, "_maybe_pause_protocol")).map(drop)
+}
+
+unsafe extern "C" {
+    /// CPython's `instancemethod` wrapper (classobject.h): binds like a Python function.
+    fn PyInstanceMethod_New(function: *mut ffi::PyObject) -> *mut ffi::PyObject;
+}
+
+/// `function` wrapped so that, as a class attribute, it binds to the instance as a method does.
+pub fn instance_method<'py>(function: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: PyInstanceMethod_New returns a new reference, or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(function.py(), PyInstanceMethod_New(function.as_ptr())) }
+}
