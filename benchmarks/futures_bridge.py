@@ -5,8 +5,10 @@ Rust future from Python.
    Future on asyncio, uvloop and rloop (their create_future), mioloop.Future on mioloop, and
    mioloop.Future on stock asyncio.
 2. round trip: `await` of a trivially ready Rust future, per await: mioloop.bridge.ready (our
-   bridge) and mioloop.bridge.ready_pyo3 (pyo3's experimental-async coroutine), on asyncio and on
-   mioloop, beside the floor: awaiting a future that is already done.
+   bridge), mioloop.bridge.ready_pyo3 (pyo3's experimental-async coroutine) and the same future
+   through pyo3-async-runtimes (examples/async-runtimes-peer, built here with cargo: its tokio
+   runtime runs the future on a worker thread), on asyncio and on mioloop, beside the floor:
+   awaiting a future that is already done.
 
 Every measurement is interleaved (each variant once per round) and the median of the rounds is
 printed, with ratios. `--svg DIR` also writes the two tables as bar charts (the book's figures).
@@ -16,8 +18,15 @@ printed, with ratios. `--svg DIR` also writes the two tables as bar charts (the 
 
 import argparse
 import asyncio
+import importlib.util
+import os
 import pathlib
+import shutil
 import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
 import time
 
 import loop_core
@@ -61,10 +70,32 @@ def done_future():
     return future
 
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def async_runtimes_peer():
+    """examples/async-runtimes-peer, built as a Python extension for this interpreter and imported
+    (maturin's target folder keeps its build apart from `cargo test`'s)."""
+    target = ROOT / "target" / "maturin"
+    env = dict(os.environ, PYO3_BUILD_EXTENSION_MODULE="1", PYO3_PYTHON=sys.executable)
+    command = ["cargo", "build", "--release", "-q", "-p", "async-runtimes-peer", "--target-dir", str(target)]
+    subprocess.run(command, cwd=ROOT, env=env, check=True)
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="async-runtimes-peer-"))
+    path = folder / ("async_runtimes_peer" + sysconfig.get_config_var("EXT_SUFFIX"))
+    shutil.copy(target / "release" / "libasync_runtimes_peer.so", path)
+    spec = importlib.util.spec_from_file_location("async_runtimes_peer", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PEER = async_runtimes_peer()
+
 ROUND_TRIPS = {
     "already-done future (floor)": done_future,
     "mioloop.bridge.ready": lambda: bridge.ready(1),
     "pyo3 experimental-async": lambda: bridge.ready_pyo3(1),
+    "pyo3-async-runtimes (tokio)": lambda: PEER.ready(1),
 }
 
 
@@ -93,7 +124,6 @@ def print_tables(throughput, trips, rounds):
     print(f"  {'':<{width}}{'asyncio':>10}{'mioloop':>10}")
     for what in ROUND_TRIPS:
         print(f"  {what:<{width}}{trips[(what, 'asyncio')]:>10.2f}{trips[(what, 'mioloop')]:>10.2f}")
-    print("  (pyo3-async-runtimes: not measured; see the chapter)")
 
 
 def svg_bars(title, rows, unit, path):

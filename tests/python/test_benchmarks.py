@@ -19,7 +19,7 @@ def test_futures_bridge_benchmark_prints_its_tables_and_writes_its_charts(tmp_pa
     out = subprocess.run([sys.executable, ROOT / "benchmarks" / "futures_bridge.py", "--quick", "--rounds", "1", "--svg", tmp_path],
                          check=True, capture_output=True, text=True, timeout=300, cwd=ROOT / "benchmarks").stdout
     assert "mioloop (mioloop Future)" in out and "asyncio (C Future)" in out
-    assert "mioloop.bridge.ready" in out and "pyo3 experimental-async" in out
+    assert "mioloop.bridge.ready" in out and "pyo3 experimental-async" in out and "pyo3-async-runtimes (tokio)" in out
     for chart in ("futures-throughput.svg", "futures-round-trip.svg"):
         svg = (tmp_path / chart).read_text()
         assert svg.startswith("<svg") and svg.count("<rect") >= 3  # uvloop and rloop are optional

@@ -1,5 +1,6 @@
 """The sock_* methods of mioloop.EventLoop beyond CPython's suite: the fd-reuse race of a cancelled
-sock_connect (uvloop issue #645), sock_sendfile with a real file, and sock_* on both loops."""
+sock_connect (uvloop issue #645), sock_sendfile with a real file, the edges of the native sock_recv
+and sock_sendall (crates/pymodule/src/sock.rs), and sock_* on both loops."""
 
 import asyncio
 import os
@@ -140,3 +141,118 @@ def test_a_transports_descriptor_is_refused_by_the_public_reader_and_writer_meth
 
     with asyncio.Runner(loop_factory=mioloop.new_event_loop) as runner:
         runner.run(main())
+
+
+def test_sock_recv_and_sendall_refuse_what_asyncio_refuses(run):
+    async def main():
+        loop = asyncio.get_running_loop()
+        left, right = socket.socketpair()
+        left.setblocking(False)
+        errors = []
+        for call in (lambda: loop.sock_recv(left, -1), lambda: loop.sock_sendall(left, "text"),
+                     lambda: loop.sock_sendall(left, memoryview(bytes(8))[::2])):
+            try:
+                await call()
+            except Exception as error:
+                errors.append(type(error).__name__)
+        left.close()
+        right.close()
+        try:
+            await loop.sock_recv(left, 1)  # closed: fileno() is -1, recv fails with EBADF
+        except Exception as error:
+            errors.append(type(error).__name__)
+        return errors
+
+    assert run(main) == ["ValueError", "TypeError", "BufferError", "OSError"]
+
+
+def test_sock_recv_larger_than_the_loops_buffer_and_a_waiting_sendall(run):
+    """A receive of more than 256 KiB (a buffer of its own, not the loop's), and a sendall that
+    waits for room several times, every byte in order."""
+    payload = os.urandom(5 << 20)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        left, right = socket.socketpair()
+        left.setblocking(False)
+        right.setblocking(False)
+        left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
+        sending = asyncio.ensure_future(loop.sock_sendall(left, payload))
+        await asyncio.sleep(0.01)
+        waited = not sending.done()
+        received = bytearray()
+        while len(received) < len(payload):
+            chunk = await loop.sock_recv(right, 1 << 20)
+            assert 0 < len(chunk) <= 1 << 20
+            received += chunk
+        await sending
+        left.close()
+        right.close()
+        return waited, bytes(received) == payload
+
+    assert run(main) == (True, True)
+
+
+def test_cancelled_sock_recv_and_sendall_leave_no_watcher_behind(run):
+    async def main():
+        loop = asyncio.get_running_loop()
+        left, right = socket.socketpair()
+        left.setblocking(False)
+        right.setblocking(False)
+        left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 << 10)
+        quiet, silent_peer = socket.socketpair()  # nothing ever arrives on `quiet`
+        quiet.setblocking(False)
+        receiving = asyncio.ensure_future(loop.sock_recv(quiet, 10))
+        sending = asyncio.ensure_future(loop.sock_sendall(left, bytes(4 << 20)))
+        await asyncio.sleep(0.01)
+        receiving.cancel()
+        sending.cancel()
+        await asyncio.gather(receiving, sending, return_exceptions=True)
+        await asyncio.sleep(0)  # the clean-up callbacks run on the next turn
+        watched = [sock.fileno() for sock in (left, quiet) if _watched(loop, sock)]
+        # The socket still works: a new sock_recv gets what a plain send wrote.
+        right.close()
+        other, right = socket.socketpair()
+        other.setblocking(False)
+        right.send(b"hello")
+        data = await loop.sock_recv(other, 10)
+        for sock in (left, right, other, quiet, silent_peer):
+            sock.close()
+        return receiving.cancelled(), sending.cancelled(), watched, data
+
+    assert run(main) == (True, True, [], b"hello")
+
+
+def _watched(loop, sock):
+    try:
+        loop._selector.get_key(sock)
+        return True
+    except KeyError:
+        return False
+
+
+def test_sock_sendall_sends_the_bytes_it_was_given():
+    """mioloop copies what the first send did not take, so a bytearray changed while the call
+    waits does not change what arrives (asyncio sends through a memoryview of the caller's)."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        left, right = socket.socketpair()
+        left.setblocking(False)
+        right.setblocking(False)
+        left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 << 10)
+        data = bytearray(b"a" * (1 << 20))
+        sending = asyncio.ensure_future(loop.sock_sendall(left, data))
+        await asyncio.sleep(0.01)
+        assert not sending.done()
+        data[:] = b"b" * len(data)
+        received = bytearray()
+        while len(received) < len(data):
+            received += await loop.sock_recv(right, 1 << 16)
+        await sending
+        left.close()
+        right.close()
+        return set(received)
+
+    with asyncio.Runner(loop_factory=mioloop.new_event_loop) as runner:
+        assert runner.run(main()) == {ord("a")}

@@ -49,7 +49,25 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
         """The transport of a TCP or Unix stream socket (create_connection, servers, streams)."""
         return _SocketTransport(self, sock, protocol, waiter, extra, server)
 
-    # The sock_* coroutines are asyncio's own, reused on purpose: each tries the socket call at
+    async def sock_recv(self, sock, n):
+        """Receives up to `n` bytes: asyncio's checks, then the native attempt, retry and clean-up
+        (`sock.rs`), the same steps as asyncio's."""
+        base_events._check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        return await self._sock_recv_native(sock, n)
+
+    async def sock_sendall(self, sock, data):
+        """Sends all of `data`: asyncio's checks, then the native attempt, retries and clean-up."""
+        base_events._check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        return await self._sock_sendall_native(sock, data)
+
+    _sock_recv_native = _sock_recv_native  # noqa: F821 (provided by the module)
+    _sock_sendall_native = _sock_sendall_native  # noqa: F821
+
+    # The other sock_* coroutines are asyncio's own, reused on purpose: each tries the socket call at
     # once and, if it would block, waits for readiness with _add_reader/_add_writer, which are
     # native here (the core's selector over mio). Sendfile is asyncio's Unix one (os.sendfile).
     @property
@@ -109,11 +127,10 @@ for _name in (
     "_make_ssl_transport", "_make_datagram_transport",
     "_start_serving", "_accept_connection", "_accept_connection2", "_stop_serving", "_sendfile_native",
     "_ensure_fd_no_transport",
-    "sock_recv", "_sock_recv", "_sock_read_done",
+    "_sock_read_done",
     "sock_recv_into", "_sock_recv_into",
     "sock_recvfrom", "_sock_recvfrom",
     "sock_recvfrom_into", "_sock_recvfrom_into",
-    "sock_sendall", "_sock_sendall",
     "sock_sendto", "_sock_sendto",
     "sock_connect", "_sock_connect", "_sock_connect_cb", "_sock_write_done",
     "sock_accept", "_sock_accept",

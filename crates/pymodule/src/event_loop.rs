@@ -218,7 +218,7 @@ impl Handle {
         self.context.retrack(py);
     }
 
-    fn cancelled(&self) -> bool {
+    pub fn cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
     }
 
@@ -418,7 +418,7 @@ impl EventLoopCore {
         Ok(())
     }
 
-    fn watch(slf: &Bound<'_, Self>, fileobj: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, write: bool) -> PyResult<Py<Handle>> {
+    pub(crate) fn watch(slf: &Bound<'_, Self>, fileobj: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, write: bool) -> PyResult<Py<Handle>> {
         let this = slf.get();
         this.check_open()?;
         let method = if write { "add_writer" } else { "add_reader" };
@@ -447,7 +447,7 @@ impl EventLoopCore {
         }
     }
 
-    fn unwatch(slf: &Bound<'_, Self>, fileobj: &Bound<'_, PyAny>, write: bool) -> PyResult<bool> {
+    pub(crate) fn unwatch(slf: &Bound<'_, Self>, fileobj: &Bound<'_, PyAny>, write: bool) -> PyResult<bool> {
         let this = slf.get();
         if this.closed.load(Ordering::Acquire) {
             return Ok(false);

@@ -15,12 +15,14 @@
 //! | `mioloop.offload` | [`offload`] over the `offload` crate: Rust kernels on worker threads | *The offload pool* |
 //! | `mioloop.EventLoop` | [`event_loop`] over the `event-loop` crate, with asyncio's `BaseEventLoop` | *The same loop in Rust* |
 //! | its socket transport | [`transport`]: asyncio's, with native reads and writes | *Transports and protocols* |
+//! | its `sock_recv`, `sock_sendall` | [`sock`]: asyncio's checks, native attempts and retries | *Sockets on the loop* |
 
 pub mod bridge;
 pub mod event_loop;
 pub mod future;
 pub mod offload;
 pub mod selector;
+pub mod sock;
 pub mod transport;
 
 /// `import mioloop`: the selector, the event loop, the Future and the offload pool of *Under the Await*.
@@ -48,6 +50,11 @@ pub mod mioloop {
         namespace.set_item("_transport_read_ready", crate::transport::instance_method(read_ready.as_any())?)?;
         let write = pyo3::wrap_pyfunction!(crate::transport::write, module)?;
         namespace.set_item("_transport_write", crate::transport::instance_method(write.as_any())?)?;
+        // sock_recv and sock_sendall below asyncio's checks (`sock`), bound as methods.
+        let sock_recv = pyo3::wrap_pyfunction!(crate::sock::sock_recv, module)?;
+        namespace.set_item("_sock_recv_native", crate::transport::instance_method(sock_recv.as_any())?)?;
+        let sock_sendall = pyo3::wrap_pyfunction!(crate::sock::sock_sendall, module)?;
+        namespace.set_item("_sock_sendall_native", crate::transport::instance_method(sock_sendall.as_any())?)?;
         let source = std::ffi::CString::new(include_str!("event_loop.py")).expect("no NUL in event_loop.py");
         py.run(&source, Some(&namespace), None)?;
         for name in ["EventLoop", "new_event_loop", "EventLoopPolicy"] {

@@ -11,8 +11,9 @@
 //!   the bytes to `protocol.data_received`, or, for a `BufferedProtocol`, `recv` straight into the
 //!   protocol's `get_buffer()` and call `buffer_updated(n)`: no Python frame between the selector
 //!   and the protocol.
-//! - [`write`]: `transport.write(data)`. With nothing buffered, `send` at once; only what the
-//!   kernel did not take goes to asyncio's buffer and writer callback.
+//! - [`write`]: `transport.write(data)`. With nothing buffered, `send` at once; anything else,
+//!   including what the kernel did not take, is asyncio's own `write` (its buffer, its writer
+//!   callback, its flow control).
 //!
 //! They are installed as methods of the subclass by [`instance_method`] (CPython's binding wrapper
 //! for a C function), so `transport.write` binds as a Python method does.
@@ -29,19 +30,26 @@ use std::cell::RefCell;
 /// asyncio's `_SelectorTransport.max_size`: the most one `recv` asks for.
 const MAX_SIZE: usize = 256 * 1024;
 
-/// asyncio's `constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
-const LOG_THRESHOLD_FOR_CONNLOST_WRITES: i64 = 5;
-
 thread_local! {
     /// The receive buffer of the loop running on this thread (uvloop keeps one per loop as well):
     /// a message is copied out of it into a `bytes` of its own length.
     static RECEIVE: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_SIZE]);
 }
 
+/// Runs `read` on a buffer of `n` bytes: the thread's receive buffer when it is large enough (the
+/// caller copies out what it keeps), a new one otherwise.
+pub(crate) fn with_receive_buffer<R>(n: usize, read: impl FnOnce(&mut [u8]) -> R) -> R {
+    if n > MAX_SIZE {
+        return read(&mut vec![0; n]);
+    }
+    RECEIVE.with_borrow_mut(|buffer| read(&mut buffer[..n]))
+}
+
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ASYNCIO_WRITE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// What one non-blocking socket call did.
-enum Io {
+pub(crate) enum Io {
     Done(usize),
     WouldBlock,
     Failed(PyErr),
@@ -58,12 +66,12 @@ fn io_result(result: isize) -> Io {
     }
 }
 
-fn recv(fd: i32, buffer: &mut [u8]) -> Io {
+pub(crate) fn recv(fd: i32, buffer: &mut [u8]) -> Io {
     // SAFETY: `buffer` is valid for writes of its length for the duration of the call.
     io_result(unsafe { libc::recv(fd, buffer.as_mut_ptr().cast(), buffer.len(), 0) })
 }
 
-fn send(fd: i32, data: &[u8]) -> Io {
+pub(crate) fn send(fd: i32, data: &[u8]) -> Io {
     // SAFETY: `data` is valid for reads of its length for the duration of the call. MSG_NOSIGNAL:
     // a closed peer is an EPIPE error, never a SIGPIPE (Python ignores SIGPIPE; an embedder may not).
     io_result(unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) })
@@ -93,7 +101,7 @@ pub fn read_ready(transport: &Bound<'_, PyAny>) -> PyResult<()> {
     if protocol.is_instance(buffered.bind(py))? {
         return read_into_protocol(transport, &protocol, fd);
     }
-    let received = RECEIVE.with_borrow_mut(|buffer| match recv(fd, buffer) {
+    let received = with_receive_buffer(MAX_SIZE, |buffer| match recv(fd, buffer) {
         Io::Done(0) => Ok(None),
         Io::Done(n) => Ok(Some(PyBytes::new(py, &buffer[..n]))),
         Io::WouldBlock => Err(None),
@@ -146,64 +154,54 @@ fn read_into_protocol(transport: &Bound<'_, PyAny>, protocol: &Bound<'_, PyAny>,
     }
 }
 
-/// `transport.write(data)`: asyncio's checks and errors, then a `send` at once when nothing is
-/// buffered; the rest is buffered by asyncio's rules (writer callback, `_maybe_pause_protocol`).
+/// `transport.write(data)`. In the transport's ordinary state (not at EOF, no sendfile, no lost
+/// connection, nothing buffered) and for bytes, a bytearray or a contiguous memoryview: one `send`,
+/// and if the kernel takes it all, that is the whole call. Everything else is asyncio's own `write`,
+/// given what is left: its checks and errors, the send that would block, what the kernel did not
+/// take, a write behind buffered data. So the buffer, the writer callback and flow control are
+/// asyncio's, whatever its version keeps in `_buffer` (a bytearray in 3.11, a deque since 3.12).
 #[pyfunction]
 pub fn write(transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = transport.py();
-    if !(data.is_instance_of::<PyBytes>() || data.is_instance_of::<PyByteArray>() || data.is_instance_of::<PyMemoryView>()) {
-        let name = data.get_type().name()?;
-        return Err(PyTypeError::new_err(format!("data argument must be a bytes-like object, not '{name}'")));
-    }
-    if transport.getattr(intern!(py, "_eof"))?.is_truthy()? {
-        return Err(PyRuntimeError::new_err("Cannot call write() after write_eof()"));
-    }
-    if !transport.getattr(intern!(py, "_empty_waiter"))?.is_none() {
-        return Err(PyRuntimeError::new_err("unable to write; sendfile is in progress"));
-    }
-    if !data.is_truthy()? {
-        return Ok(());
-    }
-    let conn_lost: i64 = transport.getattr(intern!(py, "_conn_lost"))?.extract()?;
-    if conn_lost > 0 {
-        if conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
-            py.import("asyncio.log")?.getattr("logger")?.call_method1("warning", ("socket.send() raised exception.",))?;
-        }
-        return transport.setattr(intern!(py, "_conn_lost"), conn_lost + 1);
-    }
-    let buffer = transport.getattr(intern!(py, "_buffer"))?;
-    if buffer.is_truthy()? {
-        // Already waiting for the socket: keep the order, append.
-        buffer.call_method1(intern!(py, "extend"), (data,))?;
-        return transport.call_method0(intern!(py, "_maybe_pause_protocol")).map(drop);
+    let asyncio_write = |data: &Bound<'_, PyAny>| -> PyResult<()> {
+        let write = ASYNCIO_WRITE.get_or_try_init(py, || {
+            py.import("asyncio.selector_events")?.getattr("_SelectorSocketTransport")?.getattr("write").map(Bound::unbind)
+        })?;
+        write.bind(py).call1((transport, data)).map(drop)
+    };
+    let bytes_like = data.is_instance_of::<PyBytes>() || data.is_instance_of::<PyByteArray>() || data.is_instance_of::<PyMemoryView>();
+    let ordinary = bytes_like
+        && !transport.getattr(intern!(py, "_eof"))?.is_truthy()?
+        && transport.getattr(intern!(py, "_empty_waiter"))?.is_none()
+        && !transport.getattr(intern!(py, "_conn_lost"))?.is_truthy()?
+        && !transport.getattr(intern!(py, "_buffer"))?.is_truthy()?;
+    if !ordinary {
+        return asyncio_write(data);
     }
     // bytes are read in place; a bytearray or memoryview through the buffer protocol, held (`view`)
     // until the end of the call.
     let view;
     let bytes = match data.cast::<PyBytes>() {
         Ok(data) => data.as_bytes(),
-        Err(_) => {
-            view = PyUntypedBuffer::get(data)?;
-            if !view.is_c_contiguous() {
-                return Err(pyo3::exceptions::PyBufferError::new_err("memoryview: underlying buffer is not C-contiguous"));
+        Err(_) => match PyUntypedBuffer::get(data) {
+            Ok(exported) if exported.is_c_contiguous() => {
+                view = exported;
+                // SAFETY: a C-contiguous export of `len_bytes` bytes, held while `bytes` is used.
+                unsafe { std::slice::from_raw_parts(view.buf_ptr() as *const u8, view.len_bytes()) }
             }
-            // SAFETY: a C-contiguous export of `len_bytes` bytes, held while `bytes` is used.
-            unsafe { std::slice::from_raw_parts(view.buf_ptr() as *const u8, view.len_bytes()) }
-        }
+            _ => return asyncio_write(data),
+        },
     };
+    if bytes.is_empty() {
+        return Ok(());
+    }
     let fd: i32 = transport.getattr(intern!(py, "_sock_fd"))?.extract()?;
-    let sent = match send(fd, bytes) {
-        Io::Done(n) if n == bytes.len() => return Ok(()),
-        Io::Done(n) => n,
-        Io::WouldBlock => 0,
-        Io::Failed(error) => return fatal(transport, error, "Fatal write error on socket transport"),
-    };
-    // The kernel took part of it: the rest waits for the socket to be writable.
-    let rest = PyBytes::new(py, &bytes[sent..]);
-    let event_loop = transport.getattr(intern!(py, "_loop"))?;
-    event_loop.call_method1(intern!(py, "_add_writer"), (fd, transport.getattr(intern!(py, "_write_ready"))?))?;
-    buffer.call_method1(intern!(py, "extend"), (rest,))?;
-    transport.call_method0(intern!(py, "_maybe_pause_protocol")).map(drop)
+    match send(fd, bytes) {
+        Io::Done(n) if n == bytes.len() => Ok(()),
+        Io::Done(n) => asyncio_write(PyBytes::new(py, &bytes[n..]).as_any()),
+        Io::WouldBlock => asyncio_write(data),
+        Io::Failed(error) => fatal(transport, error, "Fatal write error on socket transport"),
+    }
 }
 
 unsafe extern "C" {

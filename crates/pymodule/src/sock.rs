@@ -1,0 +1,190 @@
+//! `loop.sock_recv` and `loop.sock_sendall` of mioloop, native below asyncio's checks.
+//!
+//! Taught in *Sockets on the loop*, measured in *Benchmarks*.
+//!
+//! asyncio's versions are coroutines of Python: each tries its system call at once and, when it
+//! would block, makes a future, adds a reader (or writer) whose callback retries the call, and adds
+//! a done callback to the future that removes the reader, on success and on cancellation alike
+//! (bpo-30064). These functions do the same, step for step, with the callbacks in Rust: the
+//! immediate attempt (no `BlockingIOError` raised and caught), the retry, and the clean-up, which,
+//! like asyncio's, leaves the descriptor alone if its handle was replaced (cancelled) meanwhile.
+//! `EventLoop.sock_recv` and `sock_sendall` (`event_loop.py`) keep asyncio's checks (an SSL socket,
+//! a blocking socket in debug mode) and await what these return: a `mioloop.Future`, done at once
+//! when the socket did not have to wait.
+
+use crate::event_loop::{EventLoopCore, Handle};
+use crate::future::Future;
+use crate::transport::{Io, recv, send, with_receive_buffer};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+use pyo3::{buffer::PyUntypedBuffer, intern};
+use std::os::fd::RawFd;
+use std::sync::Mutex;
+
+/// The socket's descriptor, `-1` once it is closed, for which the system call then fails with
+/// `EBADF`, the `OSError` asyncio's `sock.recv`/`sock.send` raise.
+fn socket_fd(sock: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+    sock.call_method0(intern!(sock.py(), "fileno"))?.extract()
+}
+
+/// A pending future on `event_loop`, after asyncio's check that no transport owns `fd`.
+fn pending_future<'py>(event_loop: &Bound<'py, EventLoopCore>, fd: RawFd) -> PyResult<Bound<'py, Future>> {
+    let py = event_loop.py();
+    event_loop.call_method1(intern!(py, "_ensure_fd_no_transport"), (fd,))?;
+    Bound::new(py, Future::pending(py, event_loop.as_any(), event_loop.get().debug_enabled())?)
+}
+
+/// A future that is already done, with `result`.
+fn done_future<'py>(event_loop: &Bound<'py, EventLoopCore>, result: Bound<'py, PyAny>) -> PyResult<Bound<'py, Future>> {
+    let py = event_loop.py();
+    let future = Bound::new(py, Future::pending(py, event_loop.as_any(), event_loop.get().debug_enabled())?)?;
+    Future::set_result(&future, result.unbind())?;
+    Ok(future)
+}
+
+/// Watches `fd` with `callback` (a reader, or a writer) and removes it when `future` is done.
+fn watch_until_done(event_loop: &Bound<'_, EventLoopCore>, fd: RawFd, future: &Bound<'_, Future>, callback: Bound<'_, PyAny>, write: bool) -> PyResult<()> {
+    let py = event_loop.py();
+    let fd_object = fd.into_pyobject(py)?.into_any();
+    let handle = EventLoopCore::watch(event_loop, &fd_object, &callback, &PyTuple::empty(py), write)?;
+    let clean_up = Bound::new(py, CleanUp { event_loop: event_loop.clone().unbind(), fd, handle, write })?;
+    future.call_method1(intern!(py, "add_done_callback"), (clean_up,)).map(drop)
+}
+
+/// `bytes` of what one `recv(fd, n)` got, or what it did instead.
+fn recv_bytes<'py>(py: Python<'py>, fd: RawFd, n: usize) -> Result<Bound<'py, PyBytes>, Io> {
+    let received = |buffer: &mut [u8]| match recv(fd, buffer) {
+        Io::Done(k) => Ok(PyBytes::new(py, &buffer[..k])),
+        other => Err(other),
+    };
+    with_receive_buffer(n, received)
+}
+
+/// `loop.sock_recv(sock, n)` after asyncio's checks: a future of the bytes.
+#[pyfunction]
+pub fn sock_recv<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'py, PyAny>, n: isize) -> PyResult<Bound<'py, Future>> {
+    let py = event_loop.py();
+    let n = usize::try_from(n).map_err(|_| PyValueError::new_err("negative buffersize in recv"))?;
+    let fd = socket_fd(sock)?;
+    match recv_bytes(py, fd, n) {
+        Ok(data) => return done_future(event_loop, data.into_any()),
+        Err(Io::Failed(error)) => return Err(error),
+        Err(_) => {} // would block: wait for the socket
+    }
+    let future = pending_future(event_loop, fd)?;
+    let retry = Bound::new(py, RetryRecv { future: future.clone().unbind(), sock: sock.clone().unbind(), fd, n })?;
+    watch_until_done(event_loop, fd, &future, retry.into_any(), false)?;
+    Ok(future)
+}
+
+/// `loop.sock_sendall(sock, data)` after asyncio's checks: a future of None once the kernel has
+/// taken every byte. What the first attempt did not send is copied, so a bytearray changed after
+/// the call does not change what is sent.
+#[pyfunction]
+pub fn sock_sendall<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'py, PyAny>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Future>> {
+    let py = event_loop.py();
+    let view = PyUntypedBuffer::get(data)?;
+    if !view.is_c_contiguous() {
+        return Err(pyo3::exceptions::PyBufferError::new_err("the buffer is not contiguous"));
+    }
+    // SAFETY: a C-contiguous export of `len_bytes` bytes, held while `bytes` is used.
+    let bytes = unsafe { std::slice::from_raw_parts(view.buf_ptr() as *const u8, view.len_bytes()) };
+    let fd = socket_fd(sock)?;
+    let sent = match if bytes.is_empty() { Io::Done(0) } else { send(fd, bytes) } {
+        Io::Done(k) => k,
+        Io::WouldBlock => 0,
+        Io::Failed(error) => return Err(error),
+    };
+    if sent == bytes.len() {
+        return done_future(event_loop, py.None().into_bound(py));
+    }
+    let future = pending_future(event_loop, fd)?;
+    let rest = Mutex::new(bytes[sent..].to_vec());
+    let retry = Bound::new(py, RetrySend { future: future.clone().unbind(), sock: sock.clone().unbind(), fd, rest })?;
+    watch_until_done(event_loop, fd, &future, retry.into_any(), true)?;
+    Ok(future)
+}
+
+/// The reader of a waiting `sock_recv`: retries the `recv` each time the socket is readable.
+#[pyclass(frozen, module = "mioloop")]
+struct RetryRecv {
+    future: Py<Future>,
+    /// Kept alive while the future waits, as asyncio's callback keeps it.
+    #[allow(dead_code)]
+    sock: Py<PyAny>,
+    fd: RawFd,
+    n: usize,
+}
+
+#[pymethods]
+impl RetryRecv {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let future = self.future.bind(py);
+        if future.borrow().done() {
+            return Ok(());
+        }
+        match recv_bytes(py, self.fd, self.n) {
+            Ok(data) => Future::set_result(future, data.into_any().unbind()),
+            Err(Io::Failed(error)) => Future::set_exception(future, error.value(py).as_any()),
+            Err(_) => Ok(()), // woken, but nothing to read after all: wait again
+        }
+    }
+}
+
+/// The writer of a waiting `sock_sendall`: sends what is left each time the socket is writable.
+#[pyclass(frozen, module = "mioloop")]
+struct RetrySend {
+    future: Py<Future>,
+    #[allow(dead_code)]
+    sock: Py<PyAny>,
+    fd: RawFd,
+    rest: Mutex<Vec<u8>>,
+}
+
+#[pymethods]
+impl RetrySend {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let future = self.future.bind(py);
+        if future.borrow().done() {
+            return Ok(());
+        }
+        let mut rest = self.rest.lock().unwrap_or_else(|e| e.into_inner());
+        match send(self.fd, &rest) {
+            Io::Done(k) => {
+                rest.drain(..k);
+                if rest.is_empty() {
+                    drop(rest);
+                    return Future::set_result(future, py.None());
+                }
+                Ok(())
+            }
+            Io::WouldBlock => Ok(()),
+            Io::Failed(error) => {
+                drop(rest);
+                Future::set_exception(future, error.value(py).as_any())
+            }
+        }
+    }
+}
+
+/// The done callback that removes a waiting call's reader or writer, unless its handle was
+/// cancelled, which means another callback has replaced it (asyncio's `_sock_read_done`).
+#[pyclass(frozen, module = "mioloop")]
+struct CleanUp {
+    event_loop: Py<EventLoopCore>,
+    fd: RawFd,
+    handle: Py<Handle>,
+    write: bool,
+}
+
+#[pymethods]
+impl CleanUp {
+    fn __call__(&self, py: Python<'_>, _future: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.handle.get().cancelled() {
+            return Ok(());
+        }
+        let fd = self.fd.into_pyobject(py)?.into_any();
+        EventLoopCore::unwatch(self.event_loop.bind(py), &fd, self.write).map(drop)
+    }
+}
