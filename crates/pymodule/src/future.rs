@@ -502,7 +502,7 @@ impl Future {
     ///
     /// Comparing runs Python code that may add or remove callbacks meanwhile: the list is read
     /// afresh at each step and replaced at the end only by what survived.
-    fn remove_done_callback(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>) -> PyResult<usize> {
+    pub fn remove_done_callback(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>) -> PyResult<usize> {
         let py = slf.py();
         slf.borrow().owner()?;
         let mut kept = Vec::new();

@@ -17,10 +17,11 @@ use crate::future::Future;
 use crate::transport::{Io, recv, send, with_receive_buffer};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::{PyClass, PyClassInitializer};
 use pyo3::types::{PyBytes, PyTuple};
 use pyo3::{buffer::PyUntypedBuffer, intern};
 use std::os::fd::RawFd;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// The socket's descriptor, `-1` once it is closed, for which the system call then fails with
 /// `EBADF`, the `OSError` asyncio's `sock.recv`/`sock.send` raise.
@@ -43,13 +44,60 @@ fn done_future<'py>(event_loop: &Bound<'py, EventLoopCore>, result: Bound<'py, P
     Ok(future)
 }
 
-/// Watches `fd` with `callback` (a reader, or a writer) and removes it when `future` is done.
-fn watch_until_done(event_loop: &Bound<'_, EventLoopCore>, fd: RawFd, future: &Bound<'_, Future>, callback: Bound<'_, PyAny>, write: bool) -> PyResult<()> {
+/// What a waiting call's reader or writer knows: its future, its descriptor, and the done
+/// callback that would remove it if the future ended another way (cancelled).
+struct Waiting {
+    future: Py<Future>,
+    event_loop: Py<EventLoopCore>,
+    fd: RawFd,
+    write: bool,
+    clean_up: OnceLock<Py<CleanUp>>,
+}
+
+impl Waiting {
+    fn new(event_loop: &Bound<'_, EventLoopCore>, future: &Bound<'_, Future>, fd: RawFd, write: bool) -> Self {
+        Waiting { future: future.clone().unbind(), event_loop: event_loop.clone().unbind(), fd, write, clean_up: OnceLock::new() }
+    }
+
+    fn is_over(&self, py: Python<'_>) -> bool {
+        self.future.bind(py).borrow().done()
+    }
+
+    /// Ends the call from its own reader or writer, which is the one registered (a replaced one is
+    /// cancelled and never runs): removes it at once and takes back the clean-up, so that finishing
+    /// schedules nothing but the task's wake-up.
+    fn finish(&self, py: Python<'_>, outcome: Result<Py<PyAny>, PyErr>) -> PyResult<()> {
+        let fd = self.fd.into_pyobject(py)?.into_any();
+        EventLoopCore::unwatch(self.event_loop.bind(py), &fd, self.write)?;
+        let future = self.future.bind(py);
+        if let Some(clean_up) = self.clean_up.get() {
+            Future::remove_done_callback(future, clean_up.bind(py).as_any())?;
+        }
+        match outcome {
+            Ok(result) => Future::set_result(future, result),
+            Err(error) => Future::set_exception(future, error.value(py).as_any()),
+        }
+    }
+}
+
+/// A waiting call's reader or writer.
+trait Retry: PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync + Into<PyClassInitializer<Self>> {
+    fn waiting(&self) -> &Waiting;
+}
+
+/// Registers `retry` as the reader or writer of its descriptor, and the done callback that
+/// removes it if its future ends any other way than through it (cancelled).
+fn wait_with<T: Retry>(event_loop: &Bound<'_, EventLoopCore>, retry: T) -> PyResult<()> {
     let py = event_loop.py();
+    let waiting = retry.waiting();
+    let (fd, write, future) = (waiting.fd, waiting.write, waiting.future.clone_ref(py));
+    let retry = Bound::new(py, retry)?;
     let fd_object = fd.into_pyobject(py)?.into_any();
-    let handle = EventLoopCore::watch(event_loop, &fd_object, &callback, &PyTuple::empty(py), write)?;
-    let clean_up = Bound::new(py, CleanUp { event_loop: event_loop.clone().unbind(), fd, handle, write })?;
-    future.call_method1(intern!(py, "add_done_callback"), (clean_up,)).map(drop)
+    let handle = EventLoopCore::watch(event_loop, &fd_object, retry.as_any(), &PyTuple::empty(py), write)?;
+    let clean_up = Py::new(py, CleanUp { event_loop: event_loop.clone().unbind(), fd, handle, write })?;
+    Future::add_done_callback(future.bind(py), clean_up.clone_ref(py).into_any(), None)?;
+    let _ = retry.get().waiting().clean_up.set(clean_up);
+    Ok(())
 }
 
 /// `bytes` of what one `recv(fd, n)` got, or what it did instead.
@@ -73,8 +121,7 @@ pub fn sock_recv<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'py, 
         Err(_) => {} // would block: wait for the socket
     }
     let future = pending_future(event_loop, fd)?;
-    let retry = Bound::new(py, RetryRecv { future: future.clone().unbind(), sock: sock.clone().unbind(), fd, n })?;
-    watch_until_done(event_loop, fd, &future, retry.into_any(), false)?;
+    wait_with(event_loop, RetryRecv { waiting: Waiting::new(event_loop, &future, fd, false), sock: sock.clone().unbind(), n })?;
     Ok(future)
 }
 
@@ -101,32 +148,35 @@ pub fn sock_sendall<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'p
     }
     let future = pending_future(event_loop, fd)?;
     let rest = Mutex::new(bytes[sent..].to_vec());
-    let retry = Bound::new(py, RetrySend { future: future.clone().unbind(), sock: sock.clone().unbind(), fd, rest })?;
-    watch_until_done(event_loop, fd, &future, retry.into_any(), true)?;
+    wait_with(event_loop, RetrySend { waiting: Waiting::new(event_loop, &future, fd, true), sock: sock.clone().unbind(), rest })?;
     Ok(future)
 }
 
 /// The reader of a waiting `sock_recv`: retries the `recv` each time the socket is readable.
 #[pyclass(frozen, module = "mioloop")]
 struct RetryRecv {
-    future: Py<Future>,
+    waiting: Waiting,
     /// Kept alive while the future waits, as asyncio's callback keeps it.
     #[allow(dead_code)]
     sock: Py<PyAny>,
-    fd: RawFd,
     n: usize,
+}
+
+impl Retry for RetryRecv {
+    fn waiting(&self) -> &Waiting {
+        &self.waiting
+    }
 }
 
 #[pymethods]
 impl RetryRecv {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
-        let future = self.future.bind(py);
-        if future.borrow().done() {
+        if self.waiting.is_over(py) {
             return Ok(());
         }
-        match recv_bytes(py, self.fd, self.n) {
-            Ok(data) => Future::set_result(future, data.into_any().unbind()),
-            Err(Io::Failed(error)) => Future::set_exception(future, error.value(py).as_any()),
+        match recv_bytes(py, self.waiting.fd, self.n) {
+            Ok(data) => self.waiting.finish(py, Ok(data.into_any().unbind())),
+            Err(Io::Failed(error)) => self.waiting.finish(py, Err(error)),
             Err(_) => Ok(()), // woken, but nothing to read after all: wait again
         }
     }
@@ -135,35 +185,38 @@ impl RetryRecv {
 /// The writer of a waiting `sock_sendall`: sends what is left each time the socket is writable.
 #[pyclass(frozen, module = "mioloop")]
 struct RetrySend {
-    future: Py<Future>,
+    waiting: Waiting,
     #[allow(dead_code)]
     sock: Py<PyAny>,
-    fd: RawFd,
     rest: Mutex<Vec<u8>>,
+}
+
+impl Retry for RetrySend {
+    fn waiting(&self) -> &Waiting {
+        &self.waiting
+    }
 }
 
 #[pymethods]
 impl RetrySend {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
-        let future = self.future.bind(py);
-        if future.borrow().done() {
+        if self.waiting.is_over(py) {
             return Ok(());
         }
-        let mut rest = self.rest.lock().unwrap_or_else(|e| e.into_inner());
-        match send(self.fd, &rest) {
-            Io::Done(k) => {
-                rest.drain(..k);
-                if rest.is_empty() {
-                    drop(rest);
-                    return Future::set_result(future, py.None());
+        let outcome = {
+            let mut rest = self.rest.lock().unwrap_or_else(|e| e.into_inner());
+            match send(self.waiting.fd, &rest) {
+                Io::Done(k) => {
+                    rest.drain(..k);
+                    rest.is_empty().then(|| Ok(py.None()))
                 }
-                Ok(())
+                Io::WouldBlock => None,
+                Io::Failed(error) => Some(Err(error)),
             }
-            Io::WouldBlock => Ok(()),
-            Io::Failed(error) => {
-                drop(rest);
-                Future::set_exception(future, error.value(py).as_any())
-            }
+        };
+        match outcome {
+            Some(outcome) => self.waiting.finish(py, outcome),
+            None => Ok(()),
         }
     }
 }
