@@ -302,6 +302,9 @@ pub struct EventLoopCore {
     wakeups: Arc<Wakeups>,
 }
 
+/// A descriptor's `(reader, writer)` handles, each None when there is none.
+type Watchers = (Option<Py<Handle>>, Option<Py<Handle>>);
+
 /// How many busy turns one `_run_once` call may run before returning to `run_forever`.
 const TURNS_PER_CALL: usize = 64;
 
@@ -340,27 +343,25 @@ impl EventLoopCore {
     /// can find it held: the loop thread holds it while it sleeps, so it is woken first, or a caller
     /// misusing the loop from another thread would wait for the loop's next event).
     fn lock<'a>(&'a self, py: Python<'_>) -> PyResult<MutexGuard<'a, Option<Core<Py<Handle>>>>> {
-        loop {
-            match self.core.try_lock() {
-                Ok(guard) => return Ok(guard),
-                Err(TryLockError::Poisoned(e)) => return Ok(e.into_inner()),
-                Err(TryLockError::WouldBlock) => {
-                    // Another thread: say so, wake the loop, and wait (GIL released) for the core.
-                    // The loop thread steps aside while `waiters` is non-zero (see `turn`).
-                    self.waiters.fetch_add(1, Ordering::AcqRel);
-                    let woken = self.remote.wake();
-                    let guard = loop {
-                        py.detach(|| drop(self.core.lock()));
-                        match self.core.try_lock() {
-                            Ok(guard) => break guard,
-                            Err(TryLockError::Poisoned(e)) => break e.into_inner(),
-                            Err(TryLockError::WouldBlock) => continue,
-                        }
-                    };
-                    self.waiters.fetch_sub(1, Ordering::AcqRel);
-                    woken?;
-                    return Ok(guard);
-                }
+        match self.core.try_lock() {
+            Ok(guard) => Ok(guard),
+            Err(TryLockError::Poisoned(e)) => Ok(e.into_inner()),
+            Err(TryLockError::WouldBlock) => {
+                // Another thread: say so, wake the loop, and wait (GIL released) for the core.
+                // The loop thread steps aside while `waiters` is non-zero (see `turn`).
+                self.waiters.fetch_add(1, Ordering::AcqRel);
+                let woken = self.remote.wake();
+                let guard = loop {
+                    py.detach(|| drop(self.core.lock()));
+                    match self.core.try_lock() {
+                        Ok(guard) => break guard,
+                        Err(TryLockError::Poisoned(e)) => break e.into_inner(),
+                        Err(TryLockError::WouldBlock) => continue,
+                    }
+                };
+                self.waiters.fetch_sub(1, Ordering::AcqRel);
+                woken?;
+                Ok(guard)
             }
         }
     }
@@ -696,7 +697,7 @@ impl EventLoopCore {
 
     /// The handles watching `fd`, `(reader, writer)`, each None when there is none: what a
     /// selector key holds (asyncio's transports show it in their repr through `loop._selector`).
-    fn _watchers(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<(Option<Py<Handle>>, Option<Py<Handle>>)> {
+    fn _watchers(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<Watchers> {
         let py = slf.py();
         let fd = fileobj_to_fd(fd)?;
         let guard = slf.get().lock(py)?;
