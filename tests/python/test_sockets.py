@@ -166,6 +166,31 @@ def test_sock_recv_and_sendall_refuse_what_asyncio_refuses(run):
     assert run(main) == ["ValueError", "TypeError", "BufferError", "OSError"]
 
 
+def test_sock_recv_and_sendall_check_the_socket_as_asyncio_does(run):
+    """An SSL socket is refused; in debug mode, so is a blocking one; same exceptions and messages."""
+    import ssl
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        left, right = socket.socketpair()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        wrapped = context.wrap_socket(socket.socket(), server_hostname="localhost", do_handshake_on_connect=False)
+        errors = []
+        for debug, sock in ((False, wrapped), (True, left)):
+            loop.set_debug(debug)
+            for call in (lambda: loop.sock_recv(sock, 1), lambda: loop.sock_sendall(sock, b"x")):
+                try:
+                    await call()
+                except Exception as error:
+                    errors.append(f"{type(error).__name__}: {error}")
+        loop.set_debug(False)
+        for sock in (left, right, wrapped):
+            sock.close()
+        return errors
+
+    assert run(main) == ["TypeError: Socket cannot be of type SSLSocket"] * 2 + ["ValueError: the socket must be non-blocking"] * 2
+
+
 def test_sock_recv_larger_than_the_loops_buffer_and_a_waiting_sendall(run):
     """A receive of more than 256 KiB (a buffer of its own, not the loop's), and a sendall that
     waits for room several times, every byte in order."""
@@ -256,3 +281,23 @@ def test_sock_sendall_sends_the_bytes_it_was_given():
 
     with asyncio.Runner(loop_factory=mioloop.new_event_loop) as runner:
         assert runner.run(main()) == {ord("a")}
+
+
+def test_sock_recv_on_sockets_that_reuse_a_closed_sockets_number(run):
+    """Each socket is closed after its sock_recv, while the loop still holds its registration
+    (parked until the loop sleeps); the next socket gets the same number, and is heard."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        numbers, received = set(), []
+        for i in range(5):
+            mine, theirs = socket.socketpair()
+            mine.setblocking(False)
+            numbers.add(mine.fileno())
+            loop.call_soon(theirs.send, b"%d" % i)
+            received.append(await asyncio.wait_for(loop.sock_recv(mine, 16), 5))
+            mine.close()
+            theirs.close()
+        return len(numbers), received
+
+    assert run(main) == (1, [b"0", b"1", b"2", b"3", b"4"])

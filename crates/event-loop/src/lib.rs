@@ -27,13 +27,18 @@
 //!    reader removed earlier in the same turn does not run.
 //! 8. **Signals do not break the loop.** A wait interrupted by a signal ends the wait early; the turn
 //!    goes on, and the host gets to run its signal handlers.
+//! 9. **A busy loop does not unregister what it is about to register again.** A descriptor whose
+//!    last watcher goes is *parked*: it stays in the kernel's set, unwatched, until the loop next
+//!    sleeps or the kernel reports it, and is unregistered then. A watcher added meanwhile costs one
+//!    `EPOLL_CTL_MOD` where removing and adding would cost a `DEL` and an `ADD` (a `sock_recv` that
+//!    waits for every message, the next one asked for before the loop sleeps).
 
 pub mod executor;
 pub mod net;
 mod timers;
 
 use selectors::{Error as SelectorError, Events, Selector};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -83,6 +88,8 @@ pub struct Core<C> {
     io: Selector<Watchers<C>>,
     /// Where other threads leave callbacks, and how they wake the wait.
     remote: Arc<Shared<C>>,
+    /// Registered descriptors with no watcher left (principle 9).
+    parked: BTreeSet<RawFd>,
 }
 
 /// The part of the core that other threads reach through a [`Remote`].
@@ -184,7 +191,7 @@ impl<C> Core<C> {
             waker: Mutex::new(Some(waker)),
             wakeups: AtomicU64::new(0),
         });
-        Ok(Core { ready: VecDeque::new(), timers: Timers::default(), io, remote })
+        Ok(Core { ready: VecDeque::new(), timers: Timers::default(), io, remote, parked: BTreeSet::new() })
     }
 
     /// A handle for other threads.
@@ -224,7 +231,12 @@ impl<C> Core<C> {
 
     /// Whether anything at all could still happen: ready work, timers or watched descriptors.
     pub fn has_work(&self) -> bool {
-        !self.ready.is_empty() || self.timers.len() > 0 || !self.io.is_empty()
+        !self.ready.is_empty() || self.timers.len() > 0 || self.io.len() > self.parked.len()
+    }
+
+    /// How many descriptors the kernel's set holds: the watched ones and those parked (principle 9).
+    pub fn registrations(&self) -> usize {
+        self.io.len()
     }
 
     /// Watches `fd` for reading; the turn reports [`Job::Readable`] while it is readable.
@@ -263,7 +275,7 @@ impl<C> Core<C> {
     /// removal and a new registration would take two), even when only a watcher is replaced: a
     /// descriptor closed while watched and its number reused since is then found out (the kernel
     /// refuses the MOD) and registered anew, never left watched in the map and not in the kernel
-    /// (asyncio's bug in *Sockets on the loop*). One with no watcher left is unregistered.
+    /// (asyncio's bug in *Sockets on the loop*). One with no watcher left is parked (principle 9).
     fn watch(&mut self, fd: RawFd, change: impl FnOnce(&mut Watchers<C>) -> Option<C>) -> io::Result<Option<C>> {
         let unwatched = || Watchers { reader: None, writer: None };
         let registered = self.io.data_mut(fd).map(|watchers| std::mem::replace(watchers, unwatched()));
@@ -271,16 +283,26 @@ impl<C> Core<C> {
         let mut watchers = registered.unwrap_or_else(unwatched);
         let previous = change(&mut watchers);
         match (watchers.events(), is_registered) {
-            (None, true) => drop(self.io.unregister(fd)),
+            (None, true) => drop(self.parked.insert(fd)), // the key keeps its (empty) watchers
             (None, false) => {}
-            (Some(events), true) => match self.io.reregister(fd, events) {
-                Ok(key) => key.data = watchers,
-                // The kernel forgot the descriptor (closed, its number maybe reused): anew.
-                Err(_) => drop(self.io.register(fd, events, watchers).map_err(selector_error)?),
-            },
+            (Some(events), true) => {
+                self.parked.remove(&fd);
+                match self.io.reregister(fd, events) {
+                    Ok(key) => key.data = watchers,
+                    // The kernel forgot the descriptor (closed, its number maybe reused): anew.
+                    Err(_) => drop(self.io.register(fd, events, watchers).map_err(selector_error)?),
+                }
+            }
             (Some(events), false) => drop(self.io.register(fd, events, watchers).map_err(selector_error)?),
         }
         Ok(previous)
+    }
+
+    /// Unregisters a parked descriptor; the error of one closed since is not one.
+    fn unpark(&mut self, fd: RawFd) {
+        if self.parked.remove(&fd) {
+            drop(self.io.unregister(fd));
+        }
     }
 
     /// One turn of the loop: wait for I/O (at most until the next timer, not at all if work is
@@ -317,6 +339,10 @@ impl<C> Core<C> {
         // The order is asyncio's: what was ready, then I/O, then due timers.
         turn.append(&mut self.ready);
         for (fd, events) in io {
+            if self.parked.contains(&fd) {
+                self.unpark(fd); // ready, and nobody watches: level-triggered, it would be reported again
+                continue;
+            }
             if events.contains(Events::READ) {
                 turn.push_back(Job::Readable(fd));
             }
@@ -336,6 +362,7 @@ impl<C> Core<C> {
     pub fn drain(&mut self) -> Vec<C> {
         let mut all: Vec<C> = self.ready.drain(..).filter_map(|job| if let Job::Call(c) = job { Some(c) } else { None }).collect();
         all.extend(self.timers.drain());
+        self.parked.clear();
         for key in self.io.close() {
             all.extend(key.data.reader.into_iter().chain(key.data.writer));
         }
@@ -356,6 +383,12 @@ impl<C> Core<C> {
 
     /// The selector wait, with the cross-thread hand-shake around it; returns the ready descriptors.
     fn wait(&mut self, mut timeout: Option<Duration>) -> io::Result<Vec<(RawFd, Events)>> {
+        if timeout != Some(Duration::ZERO) {
+            // About to sleep: what is parked now was not wanted back (principle 9).
+            while let Some(fd) = self.parked.pop_first() {
+                drop(self.io.unregister(fd));
+            }
+        }
         let shared = &self.remote;
         let may_sleep = timeout != Some(Duration::ZERO);
         if may_sleep {
@@ -367,7 +400,7 @@ impl<C> Core<C> {
             }
         }
         // Nothing to watch and no reason to sleep: the system call would only say "nothing".
-        let result = if timeout == Some(Duration::ZERO) && self.io.is_empty() { Ok(Vec::new()) } else { self.io.wait(timeout) };
+        let result = if timeout == Some(Duration::ZERO) && self.io.len() == self.parked.len() { Ok(Vec::new()) } else { self.io.wait(timeout) };
         if may_sleep {
             shared.sleeping.store(false, Ordering::SeqCst);
         }

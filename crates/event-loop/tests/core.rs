@@ -153,6 +153,9 @@ fn a_descriptor_number_that_names_another_socket_since_is_watched_anew() {
 
     // The same with the events unchanged (a reader replaced by a reader): asyncio's selector makes
     // no system call then and keeps watching a registration the kernel dropped; the core asks.
+    // (The second socket is closed first, as a program that reuses a number has closed the old
+    // file: a file still open elsewhere keeps its epoll registration, on any loop.)
+    drop(other);
     let (third, mut third_peer) = UnixStream::pair().unwrap();
     // SAFETY: as above.
     assert_eq!(unsafe { libc::dup2(third.as_raw_fd(), fd) }, fd);
@@ -299,4 +302,58 @@ fn drain_hands_back_every_callback() {
     all.sort();
     assert_eq!(all, ["from a thread", "reader", "ready", "timer"]);
     assert!(!core.has_work());
+}
+
+#[test]
+fn a_descriptor_whose_last_watcher_goes_is_parked_until_the_loop_sleeps() {
+    let (watched, mut peer) = UnixStream::pair().unwrap();
+    let fd = watched.as_raw_fd();
+    let mut core = Core::new().unwrap();
+    core.add_reader(fd, "first").unwrap();
+    assert_eq!(core.remove_reader(fd).unwrap(), Some("first"));
+    assert!(!core.has_work(), "a parked descriptor is not work");
+    assert_eq!(core.registrations(), 1, "still in the kernel's set");
+
+    // Watched again before the loop sleeps: one MOD, and reported as any watched descriptor.
+    core.add_reader(fd, "second").unwrap();
+    peer.write_all(b"x").unwrap();
+    assert_eq!(core.turn_within(Some(Duration::ZERO)).unwrap(), [Job::Readable(fd)]);
+    assert_eq!(core.reader(fd), Some(&"second"));
+
+    // Parked while readable: the kernel reports it, the core unregisters it and reports nothing.
+    // (With nothing watched at all, a turn that must not sleep skips the wait; another socket is.)
+    let (other, _other_peer) = UnixStream::pair().unwrap();
+    core.add_reader(other.as_raw_fd(), "other").unwrap();
+    core.remove_reader(fd).unwrap();
+    core.call_soon("tick");
+    assert_eq!(core.turn_within(Some(Duration::ZERO)).unwrap(), [Job::Call("tick")]);
+    assert_eq!(core.registrations(), 1, "only the other socket");
+    core.remove_reader(other.as_raw_fd()).unwrap();
+    assert!(core.turn_within(Some(Duration::from_millis(1))).unwrap().is_empty());
+    assert_eq!(core.registrations(), 0);
+
+    // Parked and quiet: unregistered before a wait that may sleep.
+    core.add_reader(fd, "third").unwrap();
+    let mut byte = [0; 1];
+    std::io::Read::read_exact(&mut &watched, &mut byte).unwrap();
+    core.remove_reader(fd).unwrap();
+    assert_eq!(core.registrations(), 1);
+    assert!(core.turn_within(Some(Duration::from_millis(1))).unwrap().is_empty());
+    assert_eq!(core.registrations(), 0);
+}
+
+#[test]
+fn a_parked_number_that_names_another_socket_since_is_registered_anew() {
+    let (old, _old_peer) = UnixStream::pair().unwrap();
+    let fd = old.as_raw_fd();
+    let mut core = Core::new().unwrap();
+    core.add_reader(fd, "old reader").unwrap();
+    core.remove_reader(fd).unwrap(); // parked
+    drop(old); // the kernel drops the registration; the core's key stays parked
+    let (new, mut new_peer) = UnixStream::pair().unwrap();
+    assert_eq!(new.as_raw_fd(), fd);
+    core.add_reader(fd, "new reader").unwrap(); // MOD refused: registered anew
+    new_peer.write_all(b"x").unwrap();
+    assert_eq!(core.turn_within(Some(Duration::from_secs(5))).unwrap(), [Job::Readable(fd)]);
+    assert_eq!(core.reader(fd), Some(&"new reader"));
 }

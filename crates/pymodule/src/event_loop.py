@@ -50,18 +50,12 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
         return _SocketTransport(self, sock, protocol, waiter, extra, server)
 
     async def sock_recv(self, sock, n):
-        """Receives up to `n` bytes: asyncio's checks, then the native attempt, retry and clean-up
-        (`sock.rs`), the same steps as asyncio's."""
-        base_events._check_ssl_socket(sock)
-        if self._debug and sock.gettimeout() != 0:
-            raise ValueError("the socket must be non-blocking")
+        """Receives up to `n` bytes: asyncio's checks, attempt, retry and clean-up, native
+        (`sock.rs`), in a coroutine as asyncio's."""
         return await self._sock_recv_native(sock, n)
 
     async def sock_sendall(self, sock, data):
-        """Sends all of `data`: asyncio's checks, then the native attempt, retries and clean-up."""
-        base_events._check_ssl_socket(sock)
-        if self._debug and sock.gettimeout() != 0:
-            raise ValueError("the socket must be non-blocking")
+        """Sends all of `data`: asyncio's checks, attempt, retries and clean-up, native."""
         return await self._sock_sendall_native(sock, data)
 
     _sock_recv_native = _sock_recv_native  # noqa: F821 (provided by the module)

@@ -1,4 +1,4 @@
-//! `loop.sock_recv` and `loop.sock_sendall` of mioloop, native below asyncio's checks.
+//! `loop.sock_recv` and `loop.sock_sendall` of mioloop, native from asyncio's checks to the clean-up.
 //!
 //! Taught in *Sockets on the loop*, measured in *Benchmarks*.
 //!
@@ -8,17 +8,21 @@
 //! (bpo-30064). These functions do the same, step for step, with the callbacks in Rust: the
 //! immediate attempt (no `BlockingIOError` raised and caught), the retry, and the clean-up, which,
 //! like asyncio's, leaves the descriptor alone if its handle was replaced (cancelled) meanwhile.
-//! `EventLoop.sock_recv` and `sock_sendall` (`event_loop.py`) keep asyncio's checks (an SSL socket,
-//! a blocking socket in debug mode) and await what these return: a `mioloop.Future`, done at once
-//! when the socket did not have to wait.
+//! asyncio's checks come first, natively too: an SSL socket is refused, so is a blocking socket in
+//! debug mode, and a call that has to wait is refused a socket that a transport owns (read straight
+//! from the loop's `_transports`, where asyncio's `_ensure_fd_no_transport` raises and catches a
+//! `KeyError` on every call). `EventLoop.sock_recv` and `sock_sendall` (`event_loop.py`) stay
+//! coroutines, as asyncio documents them, and await what these return: a `mioloop.Future`, done at
+//! once when the socket did not have to wait.
 
 use crate::event_loop::{EventLoopCore, Handle};
 use crate::future::Future;
 use crate::transport::{Io, recv, send, with_receive_buffer};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::sync::PyOnceLock;
 use pyo3::prelude::*;
 use pyo3::{PyClass, PyClassInitializer};
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 use pyo3::{buffer::PyUntypedBuffer, intern};
 use std::os::fd::RawFd;
 use std::sync::{Mutex, OnceLock};
@@ -29,10 +33,42 @@ fn socket_fd(sock: &Bound<'_, PyAny>) -> PyResult<RawFd> {
     sock.call_method0(intern!(sock.py(), "fileno"))?.extract()
 }
 
+/// asyncio's checks before any `sock_*` call (`_check_ssl_socket` and, in debug mode, the
+/// blocking-socket check), with its exceptions and messages.
+fn check_socket(event_loop: &Bound<'_, EventLoopCore>, sock: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = event_loop.py();
+    static SSL_SOCKET: PyOnceLock<Option<Py<PyType>>> = PyOnceLock::new();
+    // `ssl` may be missing from a Python built without OpenSSL; asyncio then skips the check too.
+    let ssl_socket = SSL_SOCKET.get_or_init(py, || py.import("ssl").and_then(|ssl| Ok(ssl.getattr("SSLSocket")?.cast_into::<PyType>()?.unbind())).ok());
+    if let Some(ssl_socket) = ssl_socket {
+        if sock.is_instance(ssl_socket.bind(py))? {
+            return Err(PyTypeError::new_err("Socket cannot be of type SSLSocket"));
+        }
+    }
+    if event_loop.get().debug_enabled() && !sock.call_method0(intern!(py, "gettimeout"))?.eq(0)? {
+        return Err(PyValueError::new_err("the socket must be non-blocking"));
+    }
+    Ok(())
+}
+
+/// asyncio's `_ensure_fd_no_transport(fd)`: a `RuntimeError` if a transport that is not closing
+/// owns `fd`. The loop's `_transports` is a `WeakValueDictionary`; its `data` dict is read without
+/// raising, and a reference whose transport is gone counts as none.
+fn ensure_no_transport(event_loop: &Bound<'_, EventLoopCore>, fd: RawFd) -> PyResult<()> {
+    let py = event_loop.py();
+    let transports = event_loop.getattr(intern!(py, "_transports"))?.getattr(intern!(py, "data"))?;
+    let Some(reference) = transports.cast::<PyDict>()?.get_item(fd)? else { return Ok(()) };
+    let transport = reference.call0()?;
+    if !transport.is_none() && !transport.call_method0(intern!(py, "is_closing"))?.is_truthy()? {
+        return Err(PyRuntimeError::new_err(format!("File descriptor {fd} is used by transport {}", transport.repr()?)));
+    }
+    Ok(())
+}
+
 /// A pending future on `event_loop`, after asyncio's check that no transport owns `fd`.
 fn pending_future<'py>(event_loop: &Bound<'py, EventLoopCore>, fd: RawFd) -> PyResult<Bound<'py, Future>> {
     let py = event_loop.py();
-    event_loop.call_method1(intern!(py, "_ensure_fd_no_transport"), (fd,))?;
+    ensure_no_transport(event_loop, fd)?;
     Bound::new(py, Future::pending(py, event_loop.as_any(), event_loop.get().debug_enabled())?)
 }
 
@@ -109,10 +145,11 @@ fn recv_bytes<'py>(py: Python<'py>, fd: RawFd, n: usize) -> Result<Bound<'py, Py
     with_receive_buffer(n, received)
 }
 
-/// `loop.sock_recv(sock, n)` after asyncio's checks: a future of the bytes.
+/// `loop.sock_recv(sock, n)`: a future of the bytes.
 #[pyfunction]
 pub fn sock_recv<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'py, PyAny>, n: isize) -> PyResult<Bound<'py, Future>> {
     let py = event_loop.py();
+    check_socket(event_loop, sock)?;
     let n = usize::try_from(n).map_err(|_| PyValueError::new_err("negative buffersize in recv"))?;
     let fd = socket_fd(sock)?;
     match recv_bytes(py, fd, n) {
@@ -125,12 +162,13 @@ pub fn sock_recv<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'py, 
     Ok(future)
 }
 
-/// `loop.sock_sendall(sock, data)` after asyncio's checks: a future of None once the kernel has
-/// taken every byte. What the first attempt did not send is copied, so a bytearray changed after
-/// the call does not change what is sent.
+/// `loop.sock_sendall(sock, data)`: a future of None once the kernel has taken every byte. What
+/// the first attempt did not send is copied, so a bytearray changed after the call does not change
+/// what is sent.
 #[pyfunction]
 pub fn sock_sendall<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'py, PyAny>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Future>> {
     let py = event_loop.py();
+    check_socket(event_loop, sock)?;
     let view = PyUntypedBuffer::get(data)?;
     if !view.is_c_contiguous() {
         return Err(pyo3::exceptions::PyBufferError::new_err("the buffer is not contiguous"));

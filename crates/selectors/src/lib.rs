@@ -8,22 +8,23 @@
 //! to watch ([`Events::READ`], [`Events::WRITE`]) and some data, [`select`](Selector::select) to wait,
 //! and get back each ready descriptor's [`Key`] with the events that happened.
 //!
-//! # Level-triggered on top of edge-triggered
+//! # Level-triggered, as Python's
 //!
-//! mio registers every descriptor *edge-triggered* (`EPOLLET` on Linux): the kernel reports a
-//! descriptor when it *becomes* ready, once. Python's selectors are *level-triggered*: a descriptor
-//! that is still ready is reported by every `select`, so a program that read only half of the data
-//! waiting on a socket hears about the other half next time.
+//! Python's selectors are *level-triggered*: a descriptor that is still ready is reported by every
+//! `select`, so a program that read only half of the data waiting on a socket hears about the other
+//! half next time. mio registers every source *edge-triggered* (`EPOLLET` on Linux): the kernel
+//! reports a descriptor when it *becomes* ready, and a read that leaves bytes behind, or that races
+//! with bytes arriving, may never hear of them again.
 //!
-//! The selector turns one into the other by *re-arming*. Every descriptor reported by a wait is
-//! re-registered (`EPOLL_CTL_MOD`) just before the next wait; re-registering makes the kernel look at
-//! the descriptor's readiness again and queue an event if it is still ready. A descriptor that was
-//! drained stays quiet; one that was not is reported again. Descriptors that were never reported
-//! need nothing: the kernel reports their first edge on its own. The cost is one system call per
-//! descriptor reported by the previous wait, never per descriptor registered.
+//! So the selector uses mio for the poller, the wait, its events and the waker, and registers
+//! descriptors itself, with `epoll_ctl` on mio's epoll descriptor and without `EPOLLET`: the kernel
+//! then keeps the level-triggered contract, at no cost per wait. (An earlier version kept mio's
+//! registrations and *re-armed* every reported descriptor with an `EPOLL_CTL_MOD` before the next
+//! wait: the same contract, for one system call per reported descriptor per wait; the chapter
+//! *Benchmarks* measured that call.) The data of each registration is the descriptor, which mio
+//! hands back as the event's `Token`. This makes the crate Linux-only, as the book's loop is.
 
-use mio::unix::SourceFd;
-use mio::{Interest, Poll, Token};
+use mio::{Poll, Token};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
@@ -65,12 +66,17 @@ impl Events {
         self.0 == 0
     }
 
-    fn interest(self) -> Interest {
-        match (self.contains(Events::READ), self.contains(Events::WRITE)) {
-            (true, true) => Interest::READABLE | Interest::WRITABLE,
-            (true, false) => Interest::READABLE,
-            _ => Interest::WRITABLE,
+    /// The `epoll` flags of these events, level-triggered: a hang-up of the peer (`EPOLLRDHUP`)
+    /// counts as readable, as in Python's epoll selector.
+    fn epoll_flags(self) -> u32 {
+        let mut flags = 0;
+        if self.contains(Events::READ) {
+            flags |= (libc::EPOLLIN | libc::EPOLLRDHUP) as u32;
         }
+        if self.contains(Events::WRITE) {
+            flags |= libc::EPOLLOUT as u32;
+        }
+        flags
     }
 }
 
@@ -156,14 +162,23 @@ pub struct Selector<T> {
     /// Registered descriptors, in descriptor order (Python keeps registration order; the book only
     /// relies on iteration being deterministic).
     keys: BTreeMap<RawFd, Key<T>>,
-    /// Descriptors reported by the last wait, to re-arm before the next one (see the crate docs).
-    rearm: Vec<RawFd>,
+}
+
+/// Adds, changes or removes `fd` in the poller's epoll set, level-triggered, with the descriptor
+/// as the event's data (mio's `Token`).
+fn epoll_ctl(poll: &Poll, op: libc::c_int, fd: RawFd, events: Events) -> io::Result<()> {
+    let mut event = libc::epoll_event { events: events.epoll_flags(), u64: fd as u64 };
+    // SAFETY: `poll` owns a live epoll descriptor; `event` is a valid epoll_event for the call.
+    if unsafe { libc::epoll_ctl(poll.as_raw_fd(), op, fd, &mut event) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl<T> Selector<T> {
     /// A new selector with its own kernel poller.
     pub fn new() -> io::Result<Self> {
-        Ok(Selector { poll: Some(Poll::new()?), events: mio::Events::with_capacity(64), keys: BTreeMap::new(), rearm: Vec::new() })
+        Ok(Selector { poll: Some(Poll::new()?), events: mio::Events::with_capacity(64), keys: BTreeMap::new() })
     }
 
     fn poll(&self) -> Result<&Poll, Error> {
@@ -181,11 +196,11 @@ impl<T> Selector<T> {
         if events.is_empty() {
             return Err(Error::InvalidEvents(0));
         }
-        let registry = self.poll()?.registry();
+        let poll = self.poll()?;
         if self.keys.contains_key(&fd) {
             return Err(Error::AlreadyRegistered(fd));
         }
-        registry.register(&mut SourceFd(&fd), Token(fd as usize), events.interest())?;
+        epoll_ctl(poll, libc::EPOLL_CTL_ADD, fd, events)?;
         Ok(self.keys.entry(fd).or_insert(Key { fd, events, data }))
     }
 
@@ -196,7 +211,7 @@ impl<T> Selector<T> {
     pub fn unregister(&mut self, fd: RawFd) -> Result<Key<T>, Error> {
         let key = self.keys.remove(&fd).ok_or(Error::NotRegistered(fd))?;
         if let Some(poll) = &self.poll {
-            let _closed_already = poll.registry().deregister(&mut SourceFd(&fd));
+            let _closed_already = epoll_ctl(poll, libc::EPOLL_CTL_DEL, fd, key.events);
         }
         Ok(key)
     }
@@ -234,9 +249,9 @@ impl<T> Selector<T> {
         if !self.keys.contains_key(&fd) {
             return Err(Error::NotRegistered(fd));
         }
-        if let Err(e) = poll.registry().reregister(&mut SourceFd(&fd), Token(fd as usize), events.interest()) {
+        if let Err(e) = epoll_ctl(poll, libc::EPOLL_CTL_MOD, fd, events) {
             self.keys.remove(&fd);
-            let _ = poll.registry().deregister(&mut SourceFd(&fd));
+            let _ = epoll_ctl(poll, libc::EPOLL_CTL_DEL, fd, events);
             return Err(e.into());
         }
         let key = self.keys.get_mut(&fd).expect("checked above");
@@ -293,12 +308,6 @@ impl<T> Selector<T> {
     /// signal handlers before it waits again.
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Vec<(RawFd, Events)>, Error> {
         let poll = self.poll.as_mut().ok_or(Error::Closed)?;
-        for fd in self.rearm.drain(..) {
-            if let Some(key) = self.keys.get(&fd) {
-                // A descriptor closed since the last wait cannot be re-armed; it reports nothing.
-                let _ = poll.registry().reregister(&mut SourceFd(&fd), Token(fd as usize), key.events.interest());
-            }
-        }
         if self.events.capacity() < self.keys.len() {
             self.events = mio::Events::with_capacity(self.keys.len().next_power_of_two());
         }
@@ -320,7 +329,6 @@ impl<T> Selector<T> {
                 happened = happened | Events::WRITE;
             }
             let happened = happened & key.events;
-            self.rearm.push(fd);
             if !happened.is_empty() {
                 ready.push((fd, happened));
             }
@@ -332,7 +340,6 @@ impl<T> Selector<T> {
     /// Closing twice is harmless.
     pub fn close(&mut self) -> Vec<Key<T>> {
         self.poll = None;
-        self.rearm.clear();
         std::mem::take(&mut self.keys).into_values().collect()
     }
 
