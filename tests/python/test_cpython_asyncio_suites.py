@@ -53,6 +53,10 @@ class MioloopPolicy:
 
     def run(self, result=None):
         asyncio.set_event_loop_policy(mioloop.EventLoopPolicy())
+        # The state a suite's earlier tests leave in the policy they share: set_event_loop has been
+        # called, so get_event_loop() in the main thread raises instead of making a loop. CPython
+        # 3.12's test_create_subprocess_with_pidfd relies on it (it fails alone on asyncio's loop too).
+        asyncio.set_event_loop(None)
         try:
             return super().run(result)
         finally:

@@ -6,6 +6,7 @@ import gc
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import weakref
@@ -73,20 +74,29 @@ def test_a_closed_loop_refuses_work(loop):
     assert loop.remove_reader(0) is False
 
 
-def test_running_twice_and_closing_while_running_are_refused(loop):
-    errors = []
+def test_running_twice_and_closing_while_running_are_refused_as_asyncio_refuses_them():
+    def errors_on(loop):
+        errors = []
 
-    def nested():
-        for attempt in (loop.run_forever, loop.close):
-            try:
-                attempt()
-            except RuntimeError as e:
-                errors.append(str(e))
-        loop.stop()
+        def nested():
+            for attempt in (loop.run_forever, loop.close):
+                try:
+                    attempt()
+                except RuntimeError as e:
+                    errors.append(str(e))
+            loop.stop()
 
-    loop.call_soon(nested)
-    loop.run_forever()
-    assert errors == ["This event loop is already running", "Cannot close a running event loop"]
+        loop.call_soon(nested)
+        loop.run_forever()
+        loop.close()
+        return errors
+
+    on_asyncio = errors_on(asyncio.new_event_loop())
+    if sys.version_info < (3, 13):
+        assert on_asyncio == ["This event loop is already running", "Cannot close a running event loop"]
+    # asyncio 3.13.0's run_forever clears the running state when a nested call fails, so the close
+    # that follows succeeds; run_forever is asyncio's on mioloop too, which does the same.
+    assert errors_on(mioloop.new_event_loop()) == on_asyncio
 
 
 def test_an_exception_in_a_callback_goes_to_the_handler_and_the_loop_goes_on(loop):

@@ -191,14 +191,16 @@ def test_shutdown_finishes_queued_jobs_and_refuses_new_ones(run):
 def test_shutdown_with_cancel_queued(run):
     async def main():
         pool = offload.Pool(1, 10)
-        busy = offload.count_primes(3_000_000, pool=pool)
+        # Long enough (about 0.1 s here) to be seen running and still run at shutdown: a job of a
+        # few milliseconds could finish between two looks of `until` on a loaded machine.
+        busy = offload.count_primes(100_000_000, pool=pool)
         await until(lambda: pool.running == 1)
         queued = [offload.count_primes(10**13, pool=pool) for _ in range(3)]
         pool.shutdown(wait=False, cancel_queued=True)
         outcomes = await asyncio.gather(busy, *queued, return_exceptions=True)
         return outcomes[0], [type(outcome) for outcome in outcomes[1:]]
 
-    assert run(main) == (216_816, [asyncio.CancelledError] * 3)
+    assert run(main) == (5_761_455, [asyncio.CancelledError] * 3)
 
 
 @pytest.mark.parametrize(

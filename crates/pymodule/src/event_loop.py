@@ -9,6 +9,7 @@ writers (Part VI starts there; its benchmarks say which of them move into Rust n
 """
 
 import asyncio
+import os
 import selectors
 import sys
 import warnings
@@ -28,6 +29,8 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
         self._signal_handlers = {}
         self._ssock = self._csock = None
         self._internal_fds = 0
+        # Unix server socket -> inode of its file, for create_unix_server(cleanup_socket=True) (3.13+).
+        self._unix_server_sockets = {}
 
     def _report_slow_callback(self, description, seconds):
         """Debug mode: asyncio's warning for a callback that held the loop too long."""
@@ -44,6 +47,24 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
         if self._ssock is None and not self.is_closed():
             self._make_self_pipe()
         return unix_events._UnixSelectorEventLoop.add_signal_handler(self, sig, callback, *args)
+
+    def _stop_serving(self, sock):
+        """Stops accepting on a server's socket, and removes the file of a Unix server's socket if
+        asyncio's `create_unix_server` recorded it (Python 3.13's `cleanup_socket`) and it is still
+        the same file. asyncio's Unix loop does this in its own `_stop_serving`, through `super()`,
+        which only works on its own class, so the steps are repeated here."""
+        inode = self._unix_server_sockets.pop(sock, None)
+        path = sock.getsockname() if inode is not None else None  # before the socket is closed
+        selector_events.BaseSelectorEventLoop._stop_serving(self, sock)
+        if path is None:
+            return
+        try:
+            if os.stat(path).st_ino == inode:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            base_events.logger.error("Unable to clean up listening UNIX socket %r: %r", path, error)
 
     def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
         """The transport of a TCP or Unix stream socket (create_connection, servers, streams)."""
@@ -119,7 +140,7 @@ class _Registrations:
 # selector_events, and the Unix sockets, pipes, subprocesses and sendfile of unix_events.
 for _name in (
     "_make_ssl_transport", "_make_datagram_transport",
-    "_start_serving", "_accept_connection", "_accept_connection2", "_stop_serving", "_sendfile_native",
+    "_start_serving", "_accept_connection", "_accept_connection2", "_sendfile_native",
     "_ensure_fd_no_transport",
     "_sock_read_done",
     "sock_recv_into", "_sock_recv_into",

@@ -443,9 +443,19 @@ impl Future {
         if !exception.is_instance_of::<PyBaseException>() {
             return Err(PyTypeError::new_err("invalid exception object"));
         }
-        if exception.is_instance_of::<PyStopIteration>() {
-            return Err(PyTypeError::new_err("StopIteration interacts badly with generators and cannot be raised into a Future"));
-        }
+        let exception = if exception.is_instance_of::<PyStopIteration>() {
+            const MESSAGE: &str = "StopIteration interacts badly with generators and cannot be raised into a Future";
+            if py.version_info() < (3, 13) {
+                return Err(PyTypeError::new_err(MESSAGE));
+            }
+            // Since 3.13, asyncio stores a RuntimeError caused by the StopIteration instead.
+            let error = PyRuntimeError::new_err(MESSAGE).into_value(py).into_bound(py).into_any();
+            error.setattr(intern!(py, "__cause__"), &exception)?;
+            error.setattr(intern!(py, "__context__"), &exception)?;
+            error
+        } else {
+            exception
+        };
         let tb = exception.getattr(intern!(py, "__traceback__"))?;
         Self::complete(slf, State::Finished, |this| {
             this.exception = Some(exception.unbind());
@@ -555,13 +565,22 @@ impl Future {
         Self::step(slf)?.into_next()
     }
 
-    /// Raises the exception at the `await`, as a generator's `throw` would (same checks, same errors).
-    #[pyo3(signature = (kind, value = None, traceback = None))]
-    fn throw(_slf: &Bound<'_, Self>, kind: &Bound<'_, PyAny>, value: Option<&Bound<'_, PyAny>>, traceback: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    /// Raises the exception at the `await`, as a generator's `throw` would (same checks, same errors;
+    /// from Python 3.12, the same `DeprecationWarning` for the `(type, value, traceback)` form).
+    #[pyo3(signature = (kind, *rest))]
+    fn throw(_slf: &Bound<'_, Self>, kind: &Bound<'_, PyAny>, rest: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
         let py = kind.py();
-        let value = value.filter(|v| !v.is_none());
-        let traceback = traceback.filter(|t| !t.is_none());
-        if let Some(tb) = traceback {
+        if rest.len() > 2 {
+            return Err(PyTypeError::new_err(format!("throw expected at most 3 arguments, got {}", rest.len() + 1)));
+        }
+        if !rest.is_empty() && py.version_info() >= (3, 12) {
+            let message = c"the (type, exc, tb) signature of throw() is deprecated, use the single-arg signature instead.";
+            PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyDeprecationWarning>(), message, 1)?;
+        }
+        let value = rest.get_item(0).ok().filter(|v| !v.is_none());
+        let traceback = rest.get_item(1).ok().filter(|t| !t.is_none());
+        let value = value.as_ref();
+        if let Some(tb) = &traceback {
             if !tb.is_instance_of::<PyTraceback>() {
                 return Err(PyTypeError::new_err("throw() third argument must be a traceback"));
             }
