@@ -106,7 +106,8 @@ def test_a_thousand_connections_echo_a_gibibyte_byte_for_byte():
 def test_two_connections_stream_64_mib_with_both_sides_throttled():
     """Large reads on loopback TCP often return less than the socket holds (a read of 256 KiB
     gets 95 KiB while more waits): a loop that took a short read to mean "drained" and skipped
-    re-arming the edge-triggered descriptor lost the wake-up and hung here within a second."""
+    re-arming the edge-triggered descriptor lost the wake-up and hung here within a second. The
+    selector now registers level-triggered, and this test keeps any such shortcut from coming back."""
     echo_through_one_server(2, 64 << 20)
 
 
