@@ -298,13 +298,6 @@ impl<C> Core<C> {
         Ok(previous)
     }
 
-    /// Unregisters a parked descriptor; the error of one closed since is not one.
-    fn unpark(&mut self, fd: RawFd) {
-        if self.parked.remove(&fd) {
-            drop(self.io.unregister(fd));
-        }
-    }
-
     /// One turn of the loop: wait for I/O (at most until the next timer, not at all if work is
     /// ready), then hand back the ready I/O, the due timers and the callbacks that were ready.
     pub fn turn(&mut self) -> io::Result<Turn<C>> {
@@ -339,8 +332,10 @@ impl<C> Core<C> {
         // The order is asyncio's: what was ready, then I/O, then due timers.
         turn.append(&mut self.ready);
         for (fd, events) in io {
-            if self.parked.contains(&fd) {
-                self.unpark(fd); // ready, and nobody watches: level-triggered, it would be reported again
+            if self.parked.remove(&fd) {
+                // Ready, and nobody watches: level-triggered, it would be reported again. (The
+                // error of a descriptor closed since is not one, here and below.)
+                drop(self.io.unregister(fd));
                 continue;
             }
             if events.contains(Events::READ) {
@@ -383,14 +378,14 @@ impl<C> Core<C> {
 
     /// The selector wait, with the cross-thread hand-shake around it; returns the ready descriptors.
     fn wait(&mut self, mut timeout: Option<Duration>) -> io::Result<Vec<(RawFd, Events)>> {
-        if timeout != Some(Duration::ZERO) {
+        let may_sleep = timeout != Some(Duration::ZERO);
+        if may_sleep {
             // About to sleep: what is parked now was not wanted back (principle 9).
             while let Some(fd) = self.parked.pop_first() {
                 drop(self.io.unregister(fd));
             }
         }
         let shared = &self.remote;
-        let may_sleep = timeout != Some(Duration::ZERO);
         if may_sleep {
             // Say we are going to sleep, then look once more: a thread that queued before seeing
             // the flag has its callback seen here; one that queues after it sees the flag and wakes us.

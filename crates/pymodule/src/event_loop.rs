@@ -439,13 +439,29 @@ impl EventLoopCore {
     }
 
     /// asyncio's rule for the public reader and writer methods: a descriptor a transport owns is
-    /// not for them (`_ensure_fd_no_transport`, asyncio's own, defined by the Python half).
-    fn ensure_no_transport(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<()> {
-        match slf.getattr(intern!(slf.py(), "_ensure_fd_no_transport")) {
-            Ok(check) => check.call1((fd,)).map(drop),
-            Err(error) if error.is_instance_of::<pyo3::exceptions::PyAttributeError>(slf.py()) => Ok(()), // the bare core
-            Err(error) => Err(error),
+    /// not for them.
+    fn ensure_no_transport(slf: &Bound<'_, Self>, fileobj: &Bound<'_, PyAny>) -> PyResult<()> {
+        Self::ensure_fd_no_transport(slf, fileobj_to_fd(fileobj)?, fileobj)
+    }
+
+    /// asyncio's `_ensure_fd_no_transport`: a `RuntimeError` naming `shown` (what the caller
+    /// passed) if a transport that is not closing owns `fd`. The Python half's `_transports` is a
+    /// `WeakValueDictionary`; its `data` dict is read without raising, where asyncio's look-up
+    /// raises and catches a `KeyError` for every descriptor no transport owns, and a reference
+    /// whose transport is gone counts as none. The bare core has no `_transports`: nothing to check.
+    pub(crate) fn ensure_fd_no_transport(slf: &Bound<'_, Self>, fd: RawFd, shown: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let transports = match slf.getattr(intern!(py, "_transports")) {
+            Ok(transports) => transports.getattr(intern!(py, "data"))?,
+            Err(error) if error.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let Some(reference) = transports.cast::<PyDict>()?.get_item(fd)? else { return Ok(()) };
+        let transport = reference.call0()?;
+        if !transport.is_none() && !transport.call_method0(intern!(py, "is_closing"))?.is_truthy()? {
+            return Err(PyRuntimeError::new_err(format!("File descriptor {} is used by transport {}", shown.repr()?, transport.repr()?)));
         }
+        Ok(())
     }
 
     pub(crate) fn unwatch(slf: &Bound<'_, Self>, fileobj: &Bound<'_, PyAny>, write: bool) -> PyResult<bool> {

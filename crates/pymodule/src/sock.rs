@@ -9,20 +9,20 @@
 //! immediate attempt (no `BlockingIOError` raised and caught), the retry, and the clean-up, which,
 //! like asyncio's, leaves the descriptor alone if its handle was replaced (cancelled) meanwhile.
 //! asyncio's checks come first, natively too: an SSL socket is refused, so is a blocking socket in
-//! debug mode, and a call that has to wait is refused a socket that a transport owns (read straight
-//! from the loop's `_transports`, where asyncio's `_ensure_fd_no_transport` raises and catches a
-//! `KeyError` on every call). `EventLoop.sock_recv` and `sock_sendall` (`event_loop.py`) stay
-//! coroutines, as asyncio documents them, and await what these return: a `mioloop.Future`, done at
-//! once when the socket did not have to wait.
+//! debug mode, and a call that has to wait is refused a socket that a transport owns
+//! (`EventLoopCore::ensure_fd_no_transport`, which raises no `KeyError` where asyncio's does).
+//! `EventLoop.sock_recv` and `sock_sendall` (`event_loop.py`) stay coroutines, as asyncio documents
+//! them, and await what these return: a `mioloop.Future`, done at once when the socket did not have
+//! to wait.
 
 use crate::event_loop::{EventLoopCore, Handle};
 use crate::future::Future;
 use crate::transport::{Io, recv, send, with_receive_buffer};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::sync::PyOnceLock;
 use pyo3::prelude::*;
 use pyo3::{PyClass, PyClassInitializer};
-use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyTuple, PyType};
 use pyo3::{buffer::PyUntypedBuffer, intern};
 use std::os::fd::RawFd;
 use std::sync::{Mutex, OnceLock};
@@ -51,24 +51,10 @@ fn check_socket(event_loop: &Bound<'_, EventLoopCore>, sock: &Bound<'_, PyAny>) 
     Ok(())
 }
 
-/// asyncio's `_ensure_fd_no_transport(fd)`: a `RuntimeError` if a transport that is not closing
-/// owns `fd`. The loop's `_transports` is a `WeakValueDictionary`; its `data` dict is read without
-/// raising, and a reference whose transport is gone counts as none.
-fn ensure_no_transport(event_loop: &Bound<'_, EventLoopCore>, fd: RawFd) -> PyResult<()> {
-    let py = event_loop.py();
-    let transports = event_loop.getattr(intern!(py, "_transports"))?.getattr(intern!(py, "data"))?;
-    let Some(reference) = transports.cast::<PyDict>()?.get_item(fd)? else { return Ok(()) };
-    let transport = reference.call0()?;
-    if !transport.is_none() && !transport.call_method0(intern!(py, "is_closing"))?.is_truthy()? {
-        return Err(PyRuntimeError::new_err(format!("File descriptor {fd} is used by transport {}", transport.repr()?)));
-    }
-    Ok(())
-}
-
 /// A pending future on `event_loop`, after asyncio's check that no transport owns `fd`.
 fn pending_future<'py>(event_loop: &Bound<'py, EventLoopCore>, fd: RawFd) -> PyResult<Bound<'py, Future>> {
     let py = event_loop.py();
-    ensure_no_transport(event_loop, fd)?;
+    EventLoopCore::ensure_fd_no_transport(event_loop, fd, fd.into_pyobject(py)?.as_any())?;
     Bound::new(py, Future::pending(py, event_loop.as_any(), event_loop.get().debug_enabled())?)
 }
 
