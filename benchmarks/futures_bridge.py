@@ -2,8 +2,9 @@
 Rust future from Python.
 
 1. futures/s: create a future, resolve it from a callback, await it (loop_core.futures): asyncio's C
-   Future on asyncio, uvloop and rloop (their create_future), mioloop.Future on mioloop, and
-   mioloop.Future on stock asyncio.
+   Future and C Task on asyncio, uvloop and rloop (their create_future and create_task),
+   mioloop.Future and mioloop.Task on mioloop, mioloop.Future with asyncio's C Task on mioloop
+   (a task factory), and mioloop.Future on stock asyncio.
 2. round trip: `await` of a trivially ready Rust future, per await: mioloop.bridge.ready (our
    bridge), mioloop.bridge.ready_pyo3 (pyo3's experimental-async coroutine) and the same future
    through pyo3-async-runtimes (examples/async-runtimes-peer, built here with cargo: its tokio
@@ -45,10 +46,22 @@ def with_mioloop_futures(factory):
     return make
 
 
+def with_asyncio_tasks(factory):
+    """A loop of `factory` whose tasks are asyncio's own (the C Task), through a task factory."""
+
+    def make():
+        loop = factory()
+        loop.set_task_factory(lambda loop, coro, **kwargs: asyncio.Task(coro, loop=loop, **kwargs))
+        return loop
+
+    return make
+
+
 def throughput_variants():
     loops = loop_core.loop_factories()
-    variants = {f"{name} ({'mioloop' if name == 'mioloop' else 'C'} Future)": factory for name, factory in loops.items()}
-    variants["asyncio (mioloop Future)"] = with_mioloop_futures(asyncio.new_event_loop)
+    variants = {f"{name} ({'mioloop Future, mioloop' if name == 'mioloop' else 'C Future, C'} Task)": factory for name, factory in loops.items()}
+    variants["mioloop (mioloop Future, C Task)"] = with_asyncio_tasks(mioloop.new_event_loop)
+    variants["asyncio (mioloop Future, C Task)"] = with_mioloop_futures(asyncio.new_event_loop)
     return variants
 
 
@@ -75,17 +88,18 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def async_runtimes_peer():
     """examples/async-runtimes-peer, built as a Python extension for this interpreter and imported
-    (maturin's target folder keeps its build apart from `cargo test`'s)."""
+    (maturin's target folder keeps its build apart from `cargo test`'s). The copy it is imported
+    from is deleted at once: the loaded library stays mapped, and no folder is left behind."""
     target = ROOT / "target" / "maturin"
     env = dict(os.environ, PYO3_BUILD_EXTENSION_MODULE="1", PYO3_PYTHON=sys.executable)
     command = ["cargo", "build", "--release", "-q", "-p", "async-runtimes-peer", "--target-dir", str(target)]
     subprocess.run(command, cwd=ROOT, env=env, check=True)
-    folder = pathlib.Path(tempfile.mkdtemp(prefix="async-runtimes-peer-"))
-    path = folder / ("async_runtimes_peer" + sysconfig.get_config_var("EXT_SUFFIX"))
-    shutil.copy(target / "release" / "libasync_runtimes_peer.so", path)
-    spec = importlib.util.spec_from_file_location("async_runtimes_peer", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory(prefix="async-runtimes-peer-") as folder:
+        path = pathlib.Path(folder) / ("async_runtimes_peer" + sysconfig.get_config_var("EXT_SUFFIX"))
+        shutil.copy(target / "release" / "libasync_runtimes_peer.so", path)
+        spec = importlib.util.spec_from_file_location("async_runtimes_peer", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module
 
 
@@ -113,7 +127,7 @@ def measure(rounds, scale):
 
 
 def print_tables(throughput, trips, rounds):
-    base = throughput["asyncio (C Future)"]
+    base = throughput["asyncio (C Future, C Task)"]
     width = max(map(len, throughput)) + 2
     print(f"{'futures/s: create, set, await (median of ' + str(rounds) + ')':<{width + 14}}")
     for name, value in throughput.items():

@@ -330,7 +330,13 @@ impl<C> Core<C> {
         let io = self.wait(wait)?;
         // Principle 2: exactly the callbacks that were ready; whatever they schedule waits a turn.
         // The order is asyncio's: what was ready, then I/O, then due timers.
-        turn.append(&mut self.ready);
+        if turn.is_empty() {
+            // The usual case: the ready queue becomes the turn, and the turn's empty buffer the
+            // next ready queue, without copying.
+            std::mem::swap(turn, &mut self.ready);
+        } else {
+            turn.append(&mut self.ready);
+        }
         for (fd, events) in io {
             if self.parked.remove(&fd) {
                 // Ready, and nobody watches: level-triggered, it would be reported again. (The

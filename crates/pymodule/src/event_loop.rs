@@ -5,27 +5,30 @@
 //! `_EventLoopCore` (here) holds the core and implements what runs on every callback: `call_soon`,
 //! `call_at`, `call_later`, `call_soon_threadsafe`, `time`, the readers and writers, and `_run_once`,
 //! which waits with the GIL released and runs the turn's handles; `create_future` makes a
-//! `mioloop.Future` and `create_task` asyncio's own C `Task`, without a Python frame. `EventLoop` (`event_loop.py`) is
-//! a Python class deriving from it and from asyncio's `BaseEventLoop`, which supplies, unchanged,
+//! `mioloop.Future` and `create_task` a `mioloop.Task`, without a Python frame. `EventLoop`
+//! (`event_loop.py`) is a Python class deriving from it and from asyncio's `BaseEventLoop`, which supplies, unchanged,
 //! what runs once per program: `run_forever`, `run_until_complete`, `stop`, task factories,
 //! exception handlers, debug mode, async generator hooks and executors.
 //!
-//! Threads: the loop thread holds the core's mutex during its wait (with the GIL released). Other
-//! threads never wait for that mutex while holding the GIL: they queue through the core's `Remote`,
-//! and a timer cancelled from another thread is only marked (the runner skips it).
+//! Threads: the core is guarded by the GIL ([`CoreCell`]), except while the loop thread waits with
+//! the GIL released: it takes the core with it then. Meanwhile, other threads queue callbacks
+//! through the core's `Remote`, a timer cancelled from another thread is only marked (the runner
+//! skips it), and anything else (a reader added from another thread) wakes the loop and waits for
+//! the core to come back.
 
 use crate::bridge::Wakeups;
 use crate::future::Future;
+use crate::task::Task;
 use crate::selector::fileobj_to_fd;
 use event_loop::{Core, Job, Remote, TimerId, Turn};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use pyo3::sync::PyOnceLock;
 use pyo3::{ffi, intern};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::cell::UnsafeCell;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `time.monotonic()`, which is what asyncio's `loop.time()` returns, from the same clock.
@@ -62,6 +65,29 @@ impl Clock {
     }
 }
 
+/// A value only touched with the GIL held, which is what makes a `frozen` class's field mutable
+/// without a lock: each method takes the `Python` token as its proof. This module declares that it
+/// uses the GIL (pyo3's default), so a free-threaded CPython re-enables the GIL to import it.
+///
+/// The closures given to `with` must not run Python code: Python could reach the same cell again.
+struct GilCell<T>(std::cell::UnsafeCell<T>);
+
+// SAFETY: every access goes through `with`, which requires the GIL, so at most one thread touches
+// the value at a time; the values kept (Python references, flags) may move between threads.
+unsafe impl<T: Send> Sync for GilCell<T> {}
+
+impl<T> GilCell<T> {
+    fn new(value: T) -> Self {
+        GilCell(std::cell::UnsafeCell::new(value))
+    }
+
+    fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
+        // SAFETY: the GIL is held (the token proves it) and `f` runs no Python code, so no other
+        // access to the value can begin before this one ends.
+        f(unsafe { &mut *self.0.get() })
+    }
+}
+
 /// The `contextvars.Context` a handle runs in.
 ///
 /// A busy loop holds thousands of handles, each with a context it copied; tracked by the garbage
@@ -71,7 +97,7 @@ impl Clock {
 /// given out (`get_context`) or let go, because CPython frees a context assuming it is tracked.
 struct HandleContext {
     object: Py<PyAny>,
-    untracked: AtomicBool,
+    untracked: GilCell<bool>,
 }
 
 impl HandleContext {
@@ -80,16 +106,16 @@ impl HandleContext {
         // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
         let object = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? }.unbind();
         untrack(&object);
-        Ok(HandleContext { object, untracked: AtomicBool::new(true) })
+        Ok(HandleContext { object, untracked: GilCell::new(true) })
     }
 
     /// A context the caller passed: theirs, left as it is.
     fn given(object: Py<PyAny>) -> Self {
-        HandleContext { object, untracked: AtomicBool::new(false) }
+        HandleContext { object, untracked: GilCell::new(false) }
     }
 
-    fn retrack(&self, _py: Python<'_>) {
-        if self.untracked.swap(false, Ordering::AcqRel) {
+    fn retrack(&self, py: Python<'_>) {
+        if self.untracked.with(py, std::mem::take) {
             // SAFETY: we untracked it and own a reference; the GIL is held (the token proves it).
             unsafe { ffi::PyObject_GC_Track(self.object.as_ptr().cast()) }
         }
@@ -104,7 +130,7 @@ impl HandleContext {
 
 impl Drop for HandleContext {
     fn drop(&mut self) {
-        if *self.untracked.get_mut() {
+        if *self.untracked.0.get_mut() {
             Python::attach(|py| self.retrack(py));
         }
     }
@@ -115,10 +141,10 @@ impl Drop for HandleContext {
 pub struct Handle {
     /// The callback and its arguments; dropped on `cancel()`, as asyncio does, so that a cancelled
     /// handle keeps nothing alive.
-    call: Mutex<Option<(Py<PyAny>, Py<PyTuple>)>>,
+    call: GilCell<Option<(Py<PyAny>, Py<PyTuple>)>>,
     /// The `contextvars.Context` the callback runs in: a copy of the caller's, taken at scheduling.
     context: HandleContext,
-    cancelled: AtomicBool,
+    cancelled: GilCell<bool>,
     /// The loop, for its exception handler.
     event_loop: Py<PyAny>,
     /// A reader's or writer's handle runs each time its descriptor is ready; any other handle
@@ -132,7 +158,7 @@ pub struct TimerHandle {
     /// The deadline, in loop time.
     when: f64,
     /// The core's name for the timer, to cancel it; set once scheduled.
-    timer: Mutex<Option<TimerId>>,
+    timer: GilCell<Option<TimerId>>,
 }
 
 impl Handle {
@@ -141,12 +167,11 @@ impl Handle {
             Some(context) => HandleContext::given(context),
             None => HandleContext::copy_current(py)?,
         };
-        Ok(Handle { call: Mutex::new(Some((callback, args))), context, cancelled: AtomicBool::new(false), event_loop, repeats })
+        Ok(Handle { call: GilCell::new(Some((callback, args))), context, cancelled: GilCell::new(false), event_loop, repeats })
     }
 
     fn call(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
-        let call = self.call.lock().unwrap_or_else(|e| e.into_inner());
-        call.as_ref().map(|(c, a)| (c.clone_ref(py), a.clone_ref(py)))
+        self.call.with(py, |call| call.as_ref().map(|(c, a)| (c.clone_ref(py), a.clone_ref(py))))
     }
 
     /// Runs the callback in its context. An exception goes to the loop's exception handler, except
@@ -154,18 +179,20 @@ impl Handle {
     pub(crate) fn run(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        if this.cancelled.load(Ordering::Acquire) {
+        if this.cancelled(py) {
             return Ok(());
         }
-        let call = if this.repeats { this.call(py) } else { this.call.lock().unwrap_or_else(|e| e.into_inner()).take() };
+        let call = if this.repeats { this.call(py) } else { this.call.with(py, Option::take) };
         let Some((callback, args)) = call else { return Ok(()) };
+        // Bound references: dropping them decrements at once, without asking whether the GIL is held.
+        let (callback, args) = (callback.into_bound(py), args.into_bound(py));
         let context = this.context.object.bind(py);
         // SAFETY: the context object is a contextvars.Context (asyncio passes only those); Enter and
         // Exit are paired below on every path.
         if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
             return Err(PyErr::fetch(py));
         }
-        let result = callback.bind(py).call1(args.bind(py));
+        let result = crate::task::call_task_callback(&callback, &args).unwrap_or_else(|| if args.is_empty() { callback.call0().map(drop) } else { callback.call1(&args).map(drop) });
         // SAFETY: entered above on this thread.
         if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
             return Err(PyErr::fetch(py));
@@ -181,7 +208,8 @@ impl Handle {
                 let source = py.import("asyncio.format_helpers")?.call_method1("_format_callback_source", (&callback, &args))?;
                 if !this.repeats {
                     // The handler may log the handle: let it show what ran.
-                    *this.call.lock().unwrap_or_else(|e| e.into_inner()) = Some((callback.clone_ref(py), args.clone_ref(py)));
+                    let call = Some((callback.clone().unbind(), args.clone().unbind()));
+                    this.call.with(py, |slot| *slot = call);
                 }
                 let details = PyDict::new(py);
                 details.set_item("message", format!("Exception in callback {source}"))?;
@@ -195,7 +223,7 @@ impl Handle {
 
     fn repr_info(&self, py: Python<'_>, class: &str, when: Option<f64>) -> PyResult<String> {
         let mut info = vec![class.to_string()];
-        if self.cancelled.load(Ordering::Acquire) {
+        if self.cancelled(py) {
             info.push("cancelled".into());
         }
         if let Some(when) = when {
@@ -212,14 +240,15 @@ impl Handle {
 impl Handle {
     /// Prevents the callback from running; idempotent. Works from any thread.
     fn cancel(&self, py: Python<'_>) {
-        self.cancelled.store(true, Ordering::Release);
-        let dropped = self.call.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.cancelled.with(py, |cancelled| *cancelled = true);
+        // Dropped after the cell is released: dropping a callback may run Python code.
+        let dropped = self.call.with(py, Option::take);
         drop(dropped);
         self.context.retrack(py);
     }
 
-    pub fn cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
+    pub fn cancelled(&self, py: Python<'_>) -> bool {
+        self.cancelled.with(py, |cancelled| *cancelled)
     }
 
     fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
@@ -241,8 +270,8 @@ impl Handle {
     }
 
     #[getter]
-    fn _cancelled(&self) -> bool {
-        self.cancelled()
+    fn _cancelled(&self, py: Python<'_>) -> bool {
+        self.cancelled(py)
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
@@ -268,13 +297,11 @@ impl TimerHandle {
         let py = slf.py();
         let handle = slf.as_super();
         handle.cancel(py);
-        let timer = slf.timer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let timer = slf.timer.with(py, Option::take);
         if let (Some(timer), Ok(core)) = (timer, handle.event_loop.bind(py).cast::<EventLoopCore>()) {
-            if let Ok(mut guard) = core.get().core.try_lock() {
-                if let Some(core) = guard.as_mut() {
-                    drop(core.cancel(timer));
-                }
-            }
+            // Dropped outside the core: letting go of a handle may run Python code.
+            let dropped = core.get().core.with(py, |core| core.cancel(timer));
+            drop(dropped);
         }
     }
 
@@ -283,11 +310,99 @@ impl TimerHandle {
     }
 }
 
+/// Where the loop's core is.
+enum Slot {
+    /// In its cell, for whoever holds the GIL (boxed: the loop thread carries it off to wait).
+    Here(Box<Core<Py<Handle>>>),
+    /// Out with the loop thread, which waits for events with the GIL released.
+    Waiting,
+    /// Gone: the loop is closed (dropping the core closed its epoll and waker).
+    Closed,
+}
+
+/// Why [`CoreCell::with`] could not lend the core.
+enum Unavailable {
+    Waiting,
+    Closed,
+    /// Already lent, further up this thread's stack: dropping a handle inside a core operation
+    /// ran Python code (a callback's `__del__`) that reached for the loop again.
+    Busy,
+}
+
+/// The loop's core, guarded by the GIL: a plain flag instead of a mutex's atomic operations on
+/// every `call_soon` and every turn. Lent to one closure at a time, which runs no Python code.
+struct CoreCell {
+    slot: UnsafeCell<Slot>,
+    busy: UnsafeCell<bool>,
+}
+
+// SAFETY: both cells are only touched with the GIL held (every method takes the token), and
+// `busy` keeps a second loan from starting while one is out; the core itself is Send.
+unsafe impl Sync for CoreCell {}
+
+impl CoreCell {
+    fn new(core: Core<Py<Handle>>) -> Self {
+        CoreCell { slot: UnsafeCell::new(Slot::Here(Box::new(core))), busy: UnsafeCell::new(false) }
+    }
+
+    /// Lends the core to `f`, which must not run Python code.
+    fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut Core<Py<Handle>>) -> R) -> Result<R, Unavailable> {
+        /// Ends the loan, even if `f` panics.
+        struct Loan<'a>(&'a UnsafeCell<bool>);
+        impl Drop for Loan<'_> {
+            fn drop(&mut self) {
+                // SAFETY: the GIL is still held by the thread that started the loan.
+                unsafe { *self.0.get() = false }
+            }
+        }
+        // SAFETY: the GIL is held (the token proves it); no reference to `busy` outlives these
+        // statements, and the slot is only borrowed while `busy` keeps others out.
+        unsafe {
+            if *self.busy.get() {
+                return Err(Unavailable::Busy);
+            }
+            match &mut *self.slot.get() {
+                Slot::Here(core) => {
+                    *self.busy.get() = true;
+                    let _loan = Loan(&self.busy);
+                    Ok(f(core))
+                }
+                Slot::Waiting => Err(Unavailable::Waiting),
+                Slot::Closed => Err(Unavailable::Closed),
+            }
+        }
+    }
+
+    /// Takes the core out of the cell (leaving `then`), or says why it is not there.
+    fn take(&self, _py: Python<'_>, then: Slot) -> Result<Box<Core<Py<Handle>>>, Unavailable> {
+        // SAFETY: GIL held; no loan is out (checked), so nobody else borrows the slot.
+        unsafe {
+            if *self.busy.get() {
+                return Err(Unavailable::Busy);
+            }
+            let slot = &mut *self.slot.get();
+            match slot {
+                Slot::Here(_) => match std::mem::replace(slot, then) {
+                    Slot::Here(core) => Ok(core),
+                    _ => unreachable!("matched above"),
+                },
+                Slot::Waiting => Err(Unavailable::Waiting),
+                Slot::Closed => Err(Unavailable::Closed),
+            }
+        }
+    }
+
+    /// Puts the core back after a wait.
+    fn put(&self, _py: Python<'_>, core: Box<Core<Py<Handle>>>) {
+        // SAFETY: GIL held; the slot says Waiting, which nobody borrows.
+        unsafe { *self.slot.get() = Slot::Here(core) }
+    }
+}
+
 /// The native half of `mioloop.EventLoop`. Not meant to be used on its own.
 #[pyclass(frozen, subclass, module = "mioloop", name = "_EventLoopCore")]
 pub struct EventLoopCore {
-    /// The core; `None` once the loop is closed (dropping it closes its epoll and waker).
-    core: Mutex<Option<Core<Py<Handle>>>>,
+    core: CoreCell,
     /// How other threads reach the loop without its mutex.
     remote: Remote<Py<Handle>>,
     closed: AtomicBool,
@@ -296,7 +411,7 @@ pub struct EventLoopCore {
     debug: AtomicBool,
     stopping: AtomicBool,
     clock: Clock,
-    /// Threads other than the loop's waiting for `core` (see `lock`).
+    /// Threads other than the loop's waiting for `core` (see `with_core`).
     waiters: std::sync::atomic::AtomicUsize,
     /// Rust futures bridged to this loop that were woken and wait to be polled (`bridge`).
     wakeups: Arc<Wakeups>,
@@ -307,14 +422,6 @@ type Watchers = (Option<Py<Handle>>, Option<Py<Handle>>);
 
 /// How many busy turns one `_run_once` call may run before returning to `run_forever`.
 const TURNS_PER_CALL: usize = 64;
-
-static TASK: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// `asyncio.Future` or `asyncio.Task` (the C classes when CPython has them), looked up once.
-fn asyncio_type<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyAny>>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    let class = cell.get_or_try_init(py, || py.import("asyncio")?.getattr(name).map(Bound::unbind))?;
-    Ok(class.bind(py).clone())
-}
 
 /// Takes an object out of the garbage collector's lists (see `EventLoopCore::new_handle`).
 fn untrack(object: &Py<PyAny>) {
@@ -339,31 +446,33 @@ fn check_callback(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
 }
 
 impl EventLoopCore {
-    /// The core, waited for with the GIL released if the loop thread holds it (only another thread
-    /// can find it held: the loop thread holds it while it sleeps, so it is woken first, or a caller
-    /// misusing the loop from another thread would wait for the loop's next event).
-    fn lock<'a>(&'a self, py: Python<'_>) -> PyResult<MutexGuard<'a, Option<Core<Py<Handle>>>>> {
-        match self.core.try_lock() {
-            Ok(guard) => Ok(guard),
-            Err(TryLockError::Poisoned(e)) => Ok(e.into_inner()),
-            Err(TryLockError::WouldBlock) => {
-                // Another thread: say so, wake the loop, and wait (GIL released) for the core.
-                // The loop thread steps aside while `waiters` is non-zero (see `turn`).
-                self.waiters.fetch_add(1, Ordering::AcqRel);
-                let woken = self.remote.wake();
-                let guard = loop {
-                    py.detach(|| drop(self.core.lock()));
-                    match self.core.try_lock() {
-                        Ok(guard) => break guard,
-                        Err(TryLockError::Poisoned(e)) => break e.into_inner(),
-                        Err(TryLockError::WouldBlock) => continue,
+    /// Lends the core to `f` (which must not run Python code); `None` once the loop is closed.
+    /// Another thread finding it out with the waiting loop thread wakes the loop and waits for it
+    /// with the GIL released (the loop thread steps aside while `waiters` is non-zero, see `turn`).
+    fn with_core<R>(&self, py: Python<'_>, f: impl FnOnce(&mut Core<Py<Handle>>) -> R) -> PyResult<Option<R>> {
+        let mut f = Some(f);
+        let mut waiting = false;
+        let outcome = loop {
+            match self.core.with(py, |core| (f.take().expect("called once"))(core)) {
+                Ok(value) => break Ok(Some(value)),
+                Err(Unavailable::Closed) => break Ok(None),
+                Err(Unavailable::Busy) => break Err(PyRuntimeError::new_err("the event loop was re-entered while it changed its own state")),
+                Err(Unavailable::Waiting) => {
+                    if !waiting {
+                        waiting = true;
+                        self.waiters.fetch_add(1, Ordering::AcqRel);
                     }
-                };
-                self.waiters.fetch_sub(1, Ordering::AcqRel);
-                woken?;
-                Ok(guard)
+                    if let Err(e) = self.remote.wake() {
+                        break Err(e.into());
+                    }
+                    py.detach(std::thread::yield_now);
+                }
             }
+        };
+        if waiting {
+            self.waiters.fetch_sub(1, Ordering::AcqRel);
         }
+        outcome
     }
 
     /// The queue of bridged Rust futures that were woken (see `bridge`).
@@ -377,9 +486,9 @@ impl EventLoopCore {
     }
 
     /// `schedule`, refused with asyncio's error once the loop is closed.
-    pub(crate) fn schedule_checked(&self, handle: Py<Handle>) -> PyResult<()> {
+    pub(crate) fn schedule_checked(&self, py: Python<'_>, handle: Py<Handle>) -> PyResult<()> {
         self.check_open()?;
-        self.schedule(handle)
+        self.schedule(py, handle)
     }
 
     fn check_open(&self) -> PyResult<()> {
@@ -410,13 +519,13 @@ impl EventLoopCore {
 
     /// Schedules `handle` on the ready queue. If the core is busy, the loop thread is in its wait
     /// (or a moment from it): the handle goes through the remote queue, which wakes the loop.
-    fn schedule(&self, handle: Py<Handle>) -> PyResult<()> {
-        match self.core.try_lock() {
-            Ok(mut guard) => guard.as_mut().ok_or_else(closed_error)?.call_soon(handle),
-            Err(TryLockError::Poisoned(e)) => e.into_inner().as_mut().ok_or_else(closed_error)?.call_soon(handle),
-            Err(TryLockError::WouldBlock) => self.remote.call_soon_threadsafe(handle)?,
+    fn schedule(&self, py: Python<'_>, handle: Py<Handle>) -> PyResult<()> {
+        let mut handle = Some(handle);
+        match self.core.with(py, |core| core.call_soon(handle.take().expect("once"))) {
+            Ok(()) => Ok(()),
+            Err(Unavailable::Closed) => Err(closed_error()),
+            Err(Unavailable::Waiting | Unavailable::Busy) => Ok(self.remote.call_soon_threadsafe(handle.take().expect("not scheduled"))?),
         }
-        Ok(())
     }
 
     pub(crate) fn watch(slf: &Bound<'_, Self>, fileobj: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, write: bool) -> PyResult<Py<Handle>> {
@@ -427,12 +536,9 @@ impl EventLoopCore {
         let fd = fileobj_to_fd(fileobj)?;
         let handle = Self::new_handle(slf, callback, args, None, true)?;
         let py = slf.py();
-        let mut guard = this.lock(py)?;
-        let core = guard.as_mut().ok_or_else(closed_error)?;
         let handle_ref = handle.clone_ref(py);
-        let previous = if write { core.add_writer(fd, handle_ref) } else { core.add_reader(fd, handle_ref) }?;
-        drop(guard);
-        if let Some(previous) = previous {
+        let added = this.with_core(py, |core| if write { core.add_writer(fd, handle_ref) } else { core.add_reader(fd, handle_ref) })?;
+        if let Some(previous) = added.ok_or_else(closed_error)?? {
             previous.get().cancel(py);
         }
         Ok(handle)
@@ -470,11 +576,9 @@ impl EventLoopCore {
             return Ok(false);
         }
         let fd = fileobj_to_fd(fileobj)?;
-        let mut guard = this.lock(slf.py())?;
-        let Some(core) = guard.as_mut() else { return Ok(false) };
-        let removed = if write { core.remove_writer(fd) } else { core.remove_reader(fd) }?;
-        drop(guard);
-        Ok(match removed {
+        let removed = this.with_core(slf.py(), |core| if write { core.remove_writer(fd) } else { core.remove_reader(fd) })?;
+        let Some(removed) = removed else { return Ok(false) };
+        Ok(match removed? {
             Some(handle) => {
                 handle.get().cancel(slf.py());
                 true
@@ -494,17 +598,21 @@ impl EventLoopCore {
                 }
             });
         }
-        let blocking = {
-            let mut guard = self.lock(py)?;
-            let core = guard.as_mut().ok_or_else(closed_error)?;
-            let blocking = may_sleep && core.next_timeout() != Some(Duration::ZERO);
-            if blocking {
-                py.detach(|| core.turn_into(None, jobs))?
-            } else {
-                core.turn_into(Some(Duration::ZERO), jobs)?
-            }
-            blocking
-        };
+        // A turn that may block takes the core out of its cell, and releases the GIL, for the wait;
+        // one that cannot block runs where the core is.
+        let blocking = may_sleep && self.with_core(py, |core| core.next_timeout())?.ok_or_else(closed_error)? != Some(Duration::ZERO);
+        if blocking {
+            let mut core = match self.core.take(py, Slot::Waiting) {
+                Ok(core) => core,
+                Err(Unavailable::Closed) => return Err(closed_error()),
+                Err(_) => return Err(PyRuntimeError::new_err("the event loop is already waiting")),
+            };
+            let waited = py.detach(|| core.turn_into(None, jobs));
+            self.core.put(py, core);
+            waited?;
+        } else {
+            self.with_core(py, |core| core.turn_into(Some(Duration::ZERO), jobs))?.ok_or_else(closed_error)??;
+        }
         while let Some(job) = jobs.pop_front() {
             let handle = match job {
                 Job::Call(handle) => handle,
@@ -530,9 +638,8 @@ impl EventLoopCore {
             }
             if let Err(e) = outcome {
                 // SystemExit or KeyboardInterrupt: the rest of the turn runs next time.
-                if let Some(core) = self.lock(py)?.as_mut() {
-                    core.requeue(std::mem::take(jobs));
-                }
+                let unfinished = std::mem::take(jobs);
+                self.with_core(py, |core| core.requeue(unfinished))?;
                 return Err(e);
             }
         }
@@ -541,12 +648,11 @@ impl EventLoopCore {
 
     /// The handle watching `fd`, if it is still there and not cancelled (it is removed if cancelled).
     fn watcher(&self, py: Python<'_>, fd: RawFd, write: bool) -> PyResult<Option<Py<Handle>>> {
-        let mut guard = self.lock(py)?;
-        let Some(core) = guard.as_mut() else { return Ok(None) };
-        let handle = if write { core.writer(fd) } else { core.reader(fd) }.map(|h| h.clone_ref(py));
+        let handle = self.with_core(py, |core| if write { core.writer(fd) } else { core.reader(fd) }.map(|h| h.clone_ref(py)))?.flatten();
         match handle {
-            Some(h) if h.get().cancelled() => {
-                if write { core.remove_writer(fd) } else { core.remove_reader(fd) }?;
+            Some(h) if h.get().cancelled(py) => {
+                let removed = self.with_core(py, |core| if write { core.remove_writer(fd) } else { core.remove_reader(fd) })?;
+                drop(removed.transpose()?);
                 Ok(None)
             }
             other => Ok(other),
@@ -562,7 +668,7 @@ impl EventLoopCore {
         let core = Core::new()?;
         let remote = core.remote();
         Ok(EventLoopCore {
-            core: Mutex::new(Some(core)),
+            core: CoreCell::new(core),
             closed: AtomicBool::new(false),
             debug: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
@@ -608,7 +714,7 @@ impl EventLoopCore {
         check_callback(callback, "call_soon")?;
         Self::debug_checks(slf, callback, "call_soon")?;
         let handle = Self::new_handle(slf, callback, args, context, false)?;
-        this.schedule(handle.clone_ref(slf.py()))?;
+        this.schedule(slf.py(), handle.clone_ref(slf.py()))?;
         Ok(handle)
     }
 
@@ -624,7 +730,7 @@ impl EventLoopCore {
         let handle = Self::new_handle(slf, callback, args, context, false)?;
         // Straight onto the ready queue when the loop is not waiting (keeping the order of calls
         // from all threads, as asyncio's single deque does); through the remote queue when it is.
-        this.schedule(handle.clone_ref(slf.py()))?;
+        this.schedule(slf.py(), handle.clone_ref(slf.py()))?;
         Ok(handle)
     }
 
@@ -641,16 +747,14 @@ impl EventLoopCore {
         check_callback(callback, "call_at")?;
         Self::debug_checks(slf, callback, "call_at")?;
         let handle = Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind(), false)?;
-        let timer = Py::new(py, PyClassInitializer::from(handle).add_subclass(TimerHandle { when, timer: Mutex::new(None) }))?;
+        let timer = Py::new(py, PyClassInitializer::from(handle).add_subclass(TimerHandle { when, timer: GilCell::new(None) }))?;
         untrack(timer.as_any());
         let deadline = this.clock.deadline(when);
         let base: Py<Handle> = timer.clone_ref(py).into_bound(py).into_super().unbind();
-        let mut guard = this.lock(py)?;
-        let core = guard.as_mut().ok_or_else(closed_error)?;
         // A deadline beyond what Instant can hold (`when=inf`) is a timer that never fires.
         let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
-        let id = core.call_at(deadline, base);
-        *timer.get().timer.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+        let id = this.with_core(py, |core| core.call_at(deadline, base))?.ok_or_else(closed_error)?;
+        timer.get().timer.with(py, |slot| *slot = Some(id));
         Ok(timer)
     }
 
@@ -716,11 +820,8 @@ impl EventLoopCore {
     fn _watchers(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<Watchers> {
         let py = slf.py();
         let fd = fileobj_to_fd(fd)?;
-        let guard = slf.get().lock(py)?;
-        Ok(match guard.as_ref() {
-            Some(core) => (core.reader(fd).map(|h| h.clone_ref(py)), core.writer(fd).map(|h| h.clone_ref(py))),
-            None => (None, None),
-        })
+        let watchers = slf.get().with_core(py, |core| (core.reader(fd).map(|h| h.clone_ref(py)), core.writer(fd).map(|h| h.clone_ref(py))))?;
+        Ok(watchers.unwrap_or((None, None)))
     }
 
     /// A new `mioloop.Future` on this loop.
@@ -729,29 +830,20 @@ impl EventLoopCore {
         Py::new(py, Future::pending(py, slf.as_any(), slf.get().debug_enabled())?)
     }
 
-    /// Wraps `coro` in an `asyncio.Task` on this loop. With a task factory set, or in debug mode,
-    /// this is `BaseEventLoop.create_task` itself.
+    /// Wraps `coro` in a `mioloop.Task` on this loop. With a task factory set, this is
+    /// `BaseEventLoop.create_task` itself, which calls the factory.
     #[pyo3(signature = (coro, *, name = None, context = None))]
     fn create_task<'py>(slf: &Bound<'py, Self>, coro: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>, context: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let this = slf.get();
-        if this.debug.load(Ordering::Relaxed) || !slf.getattr(intern!(py, "_task_factory"))?.is_none() {
+        if !slf.getattr(intern!(py, "_task_factory"))?.is_none() {
             let kwargs = PyDict::new(py);
             kwargs.set_item("name", name)?;
             kwargs.set_item("context", context)?;
             let base = py.import("asyncio.base_events")?.getattr("BaseEventLoop")?;
             return base.getattr("create_task")?.call((slf, coro), Some(&kwargs));
         }
-        this.check_open()?;
-        let kwargs = PyDict::new(py);
-        kwargs.set_item(intern!(py, "loop"), slf)?;
-        if let Some(name) = name.filter(|n| !n.is_none()) {
-            kwargs.set_item(intern!(py, "name"), name)?;
-        }
-        if let Some(context) = context.filter(|c| !c.is_none()) {
-            kwargs.set_item(intern!(py, "context"), context)?;
-        }
-        asyncio_type(py, &TASK, "Task")?.call((coro,), Some(&kwargs))
+        slf.get().check_open()?;
+        Ok(Task::spawn(coro, slf.as_any(), name, context)?.into_any())
     }
 
     /// How many times another thread (or a signal) had to wake the loop from its sleep.
@@ -796,7 +888,14 @@ impl EventLoopCore {
     /// Pending handles are cancelled, so that they let go of their callbacks (and of any cycle).
     fn _close_core(&self, py: Python<'_>) -> PyResult<()> {
         self.closed.store(true, Ordering::Release);
-        let core = self.lock(py)?.take();
+        let core = loop {
+            match self.core.take(py, Slot::Closed) {
+                Ok(core) => break Some(core),
+                Err(Unavailable::Closed) => break None,
+                // Closed from another thread while the loop waits: wait for the core.
+                Err(_) => drop(self.with_core(py, |_| ())?),
+            }
+        };
         if let Some(mut core) = core {
             for handle in core.drain() {
                 handle.get().cancel(py);

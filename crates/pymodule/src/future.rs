@@ -10,6 +10,7 @@
 //! `call_soon`, a `repr`), so no method keeps the future borrowed across a call into Python.
 
 use crate::event_loop::EventLoopCore;
+use crate::task::Task;
 use pyo3::exceptions::{PyAttributeError, PyBaseException, PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
@@ -39,9 +40,40 @@ impl State {
 
 /// The loop a future belongs to, and, when that loop is a `mioloop.EventLoop`, its native half,
 /// through which callbacks are scheduled without a Python call.
-struct Owner {
-    event_loop: Py<PyAny>,
+pub(crate) struct Owner {
+    pub(crate) event_loop: Py<PyAny>,
     native: Option<Py<EventLoopCore>>,
+}
+
+impl Owner {
+    /// The same, held for a moment, outside any borrow of the future.
+    pub(crate) fn bind<'py>(&self, py: Python<'py>) -> LoopRef<'py> {
+        LoopRef { event_loop: self.event_loop.bind(py).clone(), native: self.native.as_ref().map(|n| n.bind(py).clone()) }
+    }
+}
+
+/// A future's [`Owner`], bound to the GIL.
+pub(crate) struct LoopRef<'py> {
+    pub(crate) event_loop: Bound<'py, PyAny>,
+    native: Option<Bound<'py, EventLoopCore>>,
+}
+
+impl LoopRef<'_> {
+    /// Runs `callback(*args)` soon, in `context`, on this loop: straight onto a `mioloop.EventLoop`'s
+    /// ready queue (outside debug mode, whose checks live in the Python `call_soon`), through the
+    /// loop's `call_soon` otherwise.
+    pub(crate) fn call_soon(&self, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Py<PyAny>) -> PyResult<()> {
+        let py = self.event_loop.py();
+        if let Some(core) = self.native.as_ref().filter(|core| !core.get().debug_enabled()) {
+            let handle = EventLoopCore::new_handle(core, callback, args, Some(context), false)?;
+            return core.get().schedule_checked(py, handle);
+        }
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "context"), context)?;
+        let call = PyTuple::new(py, std::iter::once(callback.clone()).chain(args.iter()).collect::<Vec<_>>())?;
+        self.event_loop.getattr(intern!(py, "call_soon"))?.call(call, Some(&kwargs))?;
+        Ok(())
+    }
 }
 
 /// An asyncio-compatible Future. `asyncio.isfuture()` is true of it, and `asyncio.Task` awaits it.
@@ -60,22 +92,25 @@ pub struct Future {
     /// `_asyncio_future_blocking`: set when `await` yields the future to the task driving it.
     blocking: bool,
     /// An exception nobody looked at is reported when the future is collected.
-    log_traceback: bool,
-    cancel_message: Option<Py<PyAny>>,
+    pub(crate) log_traceback: bool,
+    pub(crate) cancel_message: Option<Py<PyAny>>,
+    /// The `CancelledError` a task's coroutine raised, handed on (once) to whoever asks the task
+    /// for its error, so that the traceback shows where the coroutine was cancelled.
+    cancelled_exc: Option<Py<PyAny>>,
     /// Where the future was made (`traceback.extract_stack()`), in debug mode only.
     source_traceback: Option<Py<PyAny>>,
 }
 
-static CANCELLED_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+pub(crate) static CANCELLED_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static INVALID_STATE_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// An exception class of `asyncio.exceptions`, looked up once.
-fn asyncio_exception<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyAny>>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn asyncio_exception<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyAny>>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     let class = cell.get_or_try_init(py, || py.import("asyncio.exceptions")?.getattr(name).map(Bound::unbind))?;
     Ok(class.bind(py).clone())
 }
 
-fn invalid_state(py: Python<'_>, message: String) -> PyErr {
+pub(crate) fn invalid_state(py: Python<'_>, message: String) -> PyErr {
     match asyncio_exception(py, &INVALID_STATE_ERROR, "InvalidStateError") {
         Ok(class) => match class.call1((message,)) {
             Ok(error) => PyErr::from_value(error),
@@ -90,9 +125,31 @@ fn not_initialized() -> PyErr {
 }
 
 /// `contextvars.copy_context()`.
-fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
+pub(crate) fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
     // SAFETY: PyContext_CopyCurrent returns a new reference, or NULL with an exception set.
     Ok(unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? }.unbind())
+}
+
+/// Whether `call_soon` on this loop is still the native one: a subclass that overrides it (to
+/// trace, say), or a test that replaces it on the loop itself, must see the callbacks of the
+/// loop's futures and tasks, as with asyncio's Future, which looks `call_soon` up every time.
+fn keeps_native_call_soon(core: &Bound<'_, EventLoopCore>) -> PyResult<bool> {
+    static NATIVE_CALL_SOON: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let py = core.py();
+    let native_call_soon = NATIVE_CALL_SOON.get_or_try_init(py, || py.get_type::<EventLoopCore>().getattr("call_soon").map(Bound::unbind))?;
+    if !core.get_type().getattr(intern!(py, "call_soon"))?.is(native_call_soon.bind(py)) {
+        return Ok(false);
+    }
+    // SAFETY: a valid object; returns a new reference to its __dict__, or NULL with an error set
+    // when it has none (the bare native core), which is then not replaced either.
+    let dict = unsafe { Bound::from_owned_ptr_or_opt(py, ffi::PyObject_GenericGetDict(core.as_ptr(), std::ptr::null_mut())) };
+    match dict {
+        Some(dict) => Ok(!dict.cast::<PyDict>()?.contains(intern!(py, "call_soon"))?),
+        None => {
+            PyErr::take(py);
+            Ok(true)
+        }
+    }
 }
 
 /// `a == b` as Python's list operations compare (identity first, then `__eq__`).
@@ -121,8 +178,38 @@ impl Future {
         Ok(Step::Return(this.result(py)?))
     }
 
-    fn owner(&self) -> PyResult<&Owner> {
+    pub(crate) fn owner(&self) -> PyResult<&Owner> {
         self.owner.as_ref().ok_or_else(not_initialized)
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    /// Clears `_asyncio_future_blocking` if it is set: what a task does to a future it will wait for.
+    pub(crate) fn take_blocking(&mut self) -> bool {
+        std::mem::take(&mut self.blocking)
+    }
+
+    pub(crate) fn source_traceback(&self) -> Option<&Py<PyAny>> {
+        self.source_traceback.as_ref()
+    }
+
+    /// `Future.__init__(loop=...)`, for this class and for `Task`: on `loop`, or on the current
+    /// thread's loop; any state from an earlier `__init__` is dropped.
+    pub(crate) fn init(slf: &Bound<'_, Self>, event_loop: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        let event_loop = match event_loop.filter(|l| !l.is_none()) {
+            Some(event_loop) => event_loop.clone(),
+            None => py.import("asyncio.events")?.call_method0("get_event_loop")?,
+        };
+        let debug = match event_loop.cast::<EventLoopCore>() {
+            Ok(core) => core.get().debug_enabled(),
+            Err(_) => event_loop.call_method0(intern!(py, "get_debug"))?.is_truthy()?,
+        };
+        let earlier = std::mem::take(&mut *slf.borrow_mut());
+        drop(earlier); // outside the borrow: letting go of a result may run Python code
+        slf.borrow_mut().attach(py, &event_loop, debug)
     }
 
     /// A pending future on `event_loop`, as `loop.create_future()` makes them. `debug` says whether
@@ -134,12 +221,8 @@ impl Future {
     }
 
     fn attach(&mut self, py: Python<'_>, event_loop: &Bound<'_, PyAny>, debug: bool) -> PyResult<()> {
-        // Native scheduling only when the loop's class keeps the native call_soon: a subclass that
-        // overrides it (to trace, say) must see the future's callbacks, as with asyncio's Future.
-        static NATIVE_CALL_SOON: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-        let native_call_soon = NATIVE_CALL_SOON.get_or_try_init(py, || py.get_type::<EventLoopCore>().getattr("call_soon").map(Bound::unbind))?;
         let native = match event_loop.cast::<EventLoopCore>() {
-            Ok(core) if event_loop.get_type().getattr(intern!(py, "call_soon"))?.is(native_call_soon.bind(py)) => Some(core.clone().unbind()),
+            Ok(core) if keeps_native_call_soon(core)? => Some(core.clone().unbind()),
             _ => None,
         };
         self.owner = Some(Owner { event_loop: event_loop.clone().unbind(), native });
@@ -147,8 +230,12 @@ impl Future {
         Ok(())
     }
 
-    /// The `CancelledError` that `result()`, `exception()` and `await` raise.
-    fn cancelled_error(&self, py: Python<'_>) -> PyResult<PyErr> {
+    /// The `CancelledError` that `result()`, `exception()` and `await` raise: the one a task's
+    /// coroutine raised, the first time, or a new one with the cancel message.
+    pub(crate) fn cancelled_error(&mut self, py: Python<'_>) -> PyResult<PyErr> {
+        if let Some(raised) = self.cancelled_exc.take() {
+            return Ok(PyErr::from_value(raised.into_bound(py)));
+        }
         let class = asyncio_exception(py, &CANCELLED_ERROR, "CancelledError")?;
         let error = match &self.cancel_message {
             Some(message) => class.call1((message,))?,
@@ -158,17 +245,9 @@ impl Future {
     }
 
     /// Runs `callback(future)` soon, in `context`, on the future's loop.
-    fn call_soon(slf: &Bound<'_, Self>, owner_loop: &Bound<'_, PyAny>, native: Option<&Bound<'_, EventLoopCore>>, callback: Py<PyAny>, context: Py<PyAny>) -> PyResult<()> {
+    fn call_soon(slf: &Bound<'_, Self>, owner: &LoopRef<'_>, callback: Py<PyAny>, context: Py<PyAny>) -> PyResult<()> {
         let py = slf.py();
-        if let Some(core) = native.filter(|core| !core.get().debug_enabled()) {
-            let args = PyTuple::new(py, [slf.as_any()])?;
-            let handle = EventLoopCore::new_handle(core, callback.bind(py), &args, Some(context), false)?;
-            return core.get().schedule_checked(handle);
-        }
-        let kwargs = PyDict::new(py);
-        kwargs.set_item(intern!(py, "context"), context)?;
-        owner_loop.call_method(intern!(py, "call_soon"), (callback, slf), Some(&kwargs))?;
-        Ok(())
+        owner.call_soon(callback.bind(py), &PyTuple::new(py, [slf.as_any()])?, context)
     }
 
     /// `InvalidStateError` unless the future is pending.
@@ -187,20 +266,51 @@ impl Future {
     /// Moves a pending future to `state` and schedules its callbacks; `InvalidStateError` if it is done.
     fn complete(slf: &Bound<'_, Self>, state: State, set: impl FnOnce(&mut Future)) -> PyResult<()> {
         let py = slf.py();
-        Self::ensure_pending(slf)?;
-        let (callbacks, event_loop, native) = {
+        let (callbacks, owner) = {
             let mut this = slf.borrow_mut();
-            let owner = this.owner()?;
-            let (event_loop, native) = (owner.event_loop.clone_ref(py), owner.native.as_ref().map(|n| n.clone_ref(py)));
+            let owner = this.owner()?.bind(py);
+            if this.state != State::Pending {
+                drop(this);
+                return Err(invalid_state(py, "invalid state".into()));
+            }
             this.state = state;
             set(&mut this);
-            (std::mem::take(&mut this.callbacks), event_loop, native)
+            (std::mem::take(&mut this.callbacks), owner)
         };
-        let (event_loop, native) = (event_loop.bind(py), native.as_ref().map(|n| n.bind(py)));
         for (callback, context) in callbacks {
-            Self::call_soon(slf, event_loop, native, callback, context)?;
+            Self::call_soon(slf, &owner, callback, context)?;
         }
         Ok(())
+    }
+
+    /// Adds a done callback to a pending future (a task's wake-up, registered under its borrow).
+    pub(crate) fn push_callback(&mut self, callback: Py<PyAny>, context: Py<PyAny>) {
+        debug_assert_eq!(self.state, State::Pending);
+        self.callbacks.push((callback, context));
+    }
+
+    /// `add_done_callback(callback, context=context)`, from Rust.
+    pub(crate) fn add_callback(slf: &Bound<'_, Self>, callback: Py<PyAny>, context: Py<PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let mut this = slf.borrow_mut();
+        let owner = this.owner()?;
+        if this.state == State::Pending {
+            this.callbacks.push((callback, context));
+            return Ok(());
+        }
+        let owner = owner.bind(py);
+        drop(this);
+        Self::call_soon(slf, &owner, callback, context)
+    }
+
+    /// Marks the future cancelled after its task's coroutine raised `CancelledError` (kept, to be
+    /// raised again by `result()`), or with `msg`, and schedules its callbacks.
+    pub(crate) fn complete_cancelled(slf: &Bound<'_, Self>, raised: Option<Py<PyAny>>, msg: Option<Py<PyAny>>) -> PyResult<()> {
+        Self::complete(slf, State::Cancelled, |this| {
+            this.log_traceback = false;
+            this.cancelled_exc = raised;
+            this.cancel_message = msg;
+        })
     }
 
 }
@@ -233,7 +343,8 @@ unsafe extern "C" fn am_send(object: *mut ffi::PyObject, _value: *mut ffi::PyObj
     let py = unsafe { Python::assume_attached() };
     let object = unsafe { Bound::from_borrowed_ptr(py, object) };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> PyResult<Step> {
-        if !object.get_type().is(py.get_type::<Future>()) {
+        let class = object.get_type();
+        if !class.is(py.get_type::<Future>()) && !class.is(py.get_type::<Task>()) {
             // SAFETY: every type with this slot is Future or a subclass, which has tp_iternext.
             let next = unsafe { Bound::from_owned_ptr_or_opt(py, ffi::PyIter_Next(object.as_ptr())) };
             return match next {
@@ -266,23 +377,34 @@ unsafe extern "C" fn am_send(object: *mut ffi::PyObject, _value: *mut ffi::PyObj
     }
 }
 
-/// The deallocator pyo3 gave `Future`, which [`dealloc`] calls after the finalizer.
-static PYO3_DEALLOC: std::sync::OnceLock<ffi::destructor> = std::sync::OnceLock::new();
+/// A class given a finalizer by [`install_slots`]: where it keeps the deallocator pyo3 gave it.
+pub(crate) trait Finalized: pyo3::PyClass {
+    fn pyo3_dealloc() -> &'static std::sync::OnceLock<ffi::destructor>;
+}
 
-/// Gives `Future` a finalizer (PEP 442), as asyncio's C Future has: pyo3 has no `__del__`, and a
-/// destructor cannot hand the dying future to the exception handler, which asyncio's report of an
-/// exception never retrieved includes. Called once, when the module is made.
+impl Finalized for Future {
+    fn pyo3_dealloc() -> &'static std::sync::OnceLock<ffi::destructor> {
+        static DEALLOC: std::sync::OnceLock<ffi::destructor> = std::sync::OnceLock::new();
+        &DEALLOC
+    }
+}
+
+/// Gives `Future` or `Task` a finalizer (PEP 442), as asyncio's C classes have: pyo3 has no
+/// `__del__`, and a destructor cannot hand the dying future to the exception handler, which
+/// asyncio's reports (an exception never retrieved, a task destroyed while pending) include.
+/// Called once per class, when the module is made.
 ///
 /// It also gives it `am_send` ([`am_send`]).
-pub(crate) fn install_slots(class: &Bound<'_, PyType>) {
+pub(crate) fn install_slots<T: Finalized>(class: &Bound<'_, PyType>) {
     let class = class.as_type_ptr();
-    // SAFETY: `class` is pyo3's heap type for Future, not yet instantiated or subclassed; setting
-    // slots and then calling PyType_Modified is how CPython's own types are patched. pyo3 gave it
-    // `am_await` (`__await__`), so its `tp_as_async` points at the heap type's own table.
+    // SAFETY: `class` is pyo3's heap type for T, not yet instantiated or subclassed; setting
+    // slots and then calling PyType_Modified is how CPython's own types are patched. pyo3 gave
+    // Future `am_await` (`__await__`), and Task inherits it, so `tp_as_async` points at the heap
+    // type's own table.
     unsafe {
         if let Some(original) = (*class).tp_dealloc {
-            if PYO3_DEALLOC.set(original).is_ok() {
-                (*class).tp_dealloc = Some(dealloc);
+            if T::pyo3_dealloc().set(original).is_ok() {
+                (*class).tp_dealloc = Some(dealloc::<T>);
                 (*class).tp_finalize = Some(finalize);
                 if let Some(methods) = (*class).tp_as_async.as_mut() {
                     methods.am_send = Some(am_send);
@@ -295,26 +417,32 @@ pub(crate) fn install_slots(class: &Bound<'_, PyType>) {
 
 /// Runs the finalizer (unless it already ran, or the object is cyclic garbage the collector
 /// finalized), then pyo3's deallocator; a finalizer that resurrected the object stops here.
-unsafe extern "C" fn dealloc(object: *mut ffi::PyObject) {
+unsafe extern "C" fn dealloc<T: Finalized>(object: *mut ffi::PyObject) {
     // SAFETY: called by CPython with a dead object of our type (refcount 0), GIL held.
     unsafe {
         if ffi::PyObject_CallFinalizerFromDealloc(object) < 0 {
             return;
         }
-        if let Some(original) = PYO3_DEALLOC.get() {
+        if let Some(original) = T::pyo3_dealloc().get() {
             original(object);
         }
     }
 }
 
-/// Reports an exception that was set and never retrieved to the loop's exception handler, with
-/// the future itself in the context, as asyncio does; the exception being raised, if any, is kept.
+/// Reports, to the loop's exception handler, a task destroyed while pending, then an exception
+/// that was set and never retrieved, with the object itself in the context, as asyncio does; the
+/// exception being raised, if any, is kept.
 unsafe extern "C" fn finalize(object: *mut ffi::PyObject) {
     // SAFETY: CPython calls tp_finalize with the GIL held and the object alive.
     let py = unsafe { Python::assume_attached() };
     let pending = PyErr::take(py);
     // SAFETY: `object` is alive for the duration of this call; we take a new reference.
     let any = unsafe { Bound::from_borrowed_ptr(py, object) };
+    if let Ok(task) = any.cast::<Task>() {
+        if let Err(e) = Task::report_pending(task) {
+            e.write_unraisable(py, Some(task.as_any()));
+        }
+    }
     if let Ok(future) = any.cast::<Future>() {
         if let Err(e) = report_unretrieved(future) {
             e.write_unraisable(py, Some(future.as_any()));
@@ -325,7 +453,7 @@ unsafe extern "C" fn finalize(object: *mut ffi::PyObject) {
     }
 }
 
-fn report_unretrieved(future: &Bound<'_, Future>) -> PyResult<()> {
+pub(crate) fn report_unretrieved(future: &Bound<'_, Future>) -> PyResult<()> {
     let py = future.py();
     let (exception, event_loop, source) = {
         let Ok(mut this) = future.try_borrow_mut() else { return Ok(()) };
@@ -359,18 +487,7 @@ impl Future {
     /// `Future(*, loop=None)`: on `loop`, or on the running loop, or on the current thread's loop.
     #[pyo3(signature = (*, r#loop = None))]
     fn __init__(slf: &Bound<'_, Self>, r#loop: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let py = slf.py();
-        let event_loop = match r#loop.filter(|l| !l.is_none()) {
-            Some(event_loop) => event_loop.clone(),
-            None => py.import("asyncio.events")?.call_method0("get_event_loop")?,
-        };
-        let debug = match event_loop.cast::<EventLoopCore>() {
-            Ok(core) => core.get().debug_enabled(),
-            Err(_) => event_loop.call_method0(intern!(py, "get_debug"))?.is_truthy()?,
-        };
-        let mut this = slf.borrow_mut();
-        *this = Future::default();
-        this.attach(py, &event_loop, debug)
+        Self::init(slf, r#loop)
     }
 
     /// `Future[int]` in annotations.
@@ -476,7 +593,7 @@ impl Future {
                 return Ok(false);
             }
         }
-        Self::complete(slf, State::Cancelled, |this| this.cancel_message = msg)?;
+        Self::complete_cancelled(slf, None, msg)?;
         Ok(true)
     }
 
@@ -497,15 +614,7 @@ impl Future {
             Some(context) => context,
             None => copy_context(py)?,
         };
-        let mut this = slf.borrow_mut();
-        let owner = this.owner()?;
-        if this.state == State::Pending {
-            this.callbacks.push((callback, context));
-            return Ok(());
-        }
-        let (event_loop, native) = (owner.event_loop.clone_ref(py), owner.native.as_ref().map(|n| n.clone_ref(py)));
-        drop(this);
-        Self::call_soon(slf, event_loop.bind(py), native.as_ref().map(|n| n.bind(py)), callback, context)
+        Self::add_callback(slf, callback, context)
     }
 
     /// Removes every registration of `callback` (compared with `==`); returns how many.
@@ -616,7 +725,7 @@ impl Future {
     }
 
     /// The `CancelledError` for a cancelled future (asyncio's `gather` asks its children for it).
-    fn _make_cancelled_error(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    pub(crate) fn _make_cancelled_error(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(self.cancelled_error(py)?.into_value(py).into_any())
     }
 
@@ -706,6 +815,7 @@ impl Future {
             visit.call(context)?;
         }
         visit.call(&self.cancel_message)?;
+        visit.call(&self.cancelled_exc)?;
         visit.call(&self.source_traceback)?;
         Ok(())
     }
@@ -717,6 +827,7 @@ impl Future {
         self.exception_tb = None;
         self.callbacks.clear();
         self.cancel_message = None;
+        self.cancelled_exc = None;
         self.source_traceback = None;
     }
 }

@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `mioloop.selectors` | [`selector`] over the `selectors` crate | *Selectors* |
 //! | `mioloop.Future` | [`future`] | *mioloop.Future* |
+//! | `mioloop.Task` | [`task`] | *mioloop.Future* |
 //! | `mioloop.bridge` | [`bridge`]: Rust futures ↔ asyncio | *Rust futures meet asyncio* |
 //! | `mioloop.offload` | [`offload`] over the `offload` crate: Rust kernels on worker threads | *The offload pool* |
 //! | `mioloop.EventLoop` | [`event_loop`] over the `event-loop` crate, with asyncio's `BaseEventLoop` | *The same loop in Rust* |
@@ -23,6 +24,7 @@ pub mod future;
 pub mod offload;
 pub mod selector;
 pub mod sock;
+pub mod task;
 pub mod transport;
 
 /// `import mioloop`: the selector, the event loop, the Future and the offload pool of *Under the Await*.
@@ -36,11 +38,15 @@ pub mod mioloop {
     #[pymodule_export]
     use crate::future::Future;
 
+    #[pymodule_export]
+    use crate::task::Task;
+
     #[pymodule_init]
     fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
         let py = module.py();
         module.add("__version__", env!("CARGO_PKG_VERSION"))?;
-        crate::future::install_slots(&py.get_type::<crate::future::Future>());
+        crate::future::install_slots::<crate::future::Future>(&py.get_type::<crate::future::Future>());
+        crate::future::install_slots::<crate::task::Task>(&py.get_type::<crate::task::Task>());
         // The Python half of EventLoop: asyncio's BaseEventLoop on top of the native core.
         let namespace = pyo3::types::PyDict::new(py);
         namespace.set_item("_EventLoopCore", py.get_type::<crate::event_loop::EventLoopCore>())?;

@@ -258,7 +258,7 @@ struct CleanUp {
 #[pymethods]
 impl CleanUp {
     fn __call__(&self, py: Python<'_>, _future: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.handle.get().cancelled() {
+        if self.handle.get().cancelled(py) {
             return Ok(());
         }
         let fd = self.fd.into_pyobject(py)?.into_any();

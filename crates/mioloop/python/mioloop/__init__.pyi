@@ -2,9 +2,9 @@
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Generator
-from types import GenericAlias
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Coroutine, Generator
+from types import FrameType, GenericAlias
+from typing import Any, Generic, TextIO, TypeVar
 
 from asyncio import base_events
 
@@ -49,6 +49,28 @@ class Future(Generic[_T]):
     def __await__(self) -> Generator[Any, None, _T]: ...
     def __iter__(self) -> Generator[Any, None, _T]: ...
 
+class Task(Future[_T]):
+    """asyncio's Task, in Rust: drives a coroutine on any loop; `mioloop.EventLoop.create_task` makes these."""
+
+    _log_destroy_pending: bool
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, _T],
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        name: object | None = None,
+        context: contextvars.Context | None = None,
+        eager_start: bool = False,
+    ) -> None: ...
+    def get_coro(self) -> Coroutine[Any, Any, _T] | None: ...
+    def get_context(self) -> contextvars.Context: ...
+    def get_name(self) -> str: ...
+    def set_name(self, value: object) -> None: ...
+    def cancelling(self) -> int: ...
+    def uncancel(self) -> int: ...
+    def get_stack(self, *, limit: int | None = None) -> list[FrameType]: ...
+    def print_stack(self, *, limit: int | None = None, file: TextIO | None = None) -> None: ...
+
 class EventLoop(base_events.BaseEventLoop):
     """An asyncio event loop whose ready queue, timers, I/O waits and handles live in Rust."""
 
@@ -63,6 +85,7 @@ class EventLoop(base_events.BaseEventLoop):
     def remove_reader(self, fd: Any) -> bool: ...
     def remove_writer(self, fd: Any) -> bool: ...
     def create_future(self) -> Future[Any]: ...
+    def create_task(self, coro: Coroutine[Any, Any, _T], *, name: object | None = None, context: contextvars.Context | None = None) -> Task[_T]: ...  # type: ignore[override]
 
 class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
     """asyncio's default policy, making mioloop event loops."""

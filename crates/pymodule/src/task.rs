@@ -1,0 +1,705 @@
+//! `mioloop.Task`: asyncio's `Task`, written in Rust, on top of [`Future`].
+//!
+//! Taught in the chapter *mioloop.Future*, section *A Task of our own*. It is the C `Task` of
+//! CPython's `_asyncio` module step for step — the same `__step` and `__wakeup`, the same errors
+//! and messages, `cancel`/`uncancel`/`cancelling`, names, contexts, the report of a task destroyed
+//! while pending — so that asyncio's `gather`, `wait_for`, `TaskGroup` and `timeout`, which
+//! only use a task's public methods, accept it, and CPython's own Task tests pass with it.
+//!
+//! What it adds is a fast path for `mioloop.Future`: asyncio's C `Task` has one for its own C
+//! `Future` only, and waits for any other future through Python attribute look-ups and method
+//! calls (`_asyncio_future_blocking`, `get_loop()`, `add_done_callback()`, and `result()` by
+//! name on every wake-up). This task reads and registers on a `mioloop.Future` (or another
+//! `mioloop.Task`) directly, and its steps and wake-ups are run by the loop's handles without a
+//! Python call. Any other future goes the generic way, exactly as the C `Task` does.
+//!
+//! As in [`Future`], no borrow of the task is held across a call into Python.
+
+use crate::future::{self, Finalized, Future, LoopRef, State};
+use pyo3::exceptions::{PyAttributeError, PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError};
+use pyo3::gc::PyVisit;
+use pyo3::prelude::*;
+use pyo3::PyTypeInfo;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::{PyTraverseError, ffi, intern};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// `Task-1`, `Task-2`, ...: the names of tasks made without one.
+static NAME_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A task's name: a number, formatted only if someone asks for it, or the string it was given.
+enum Name {
+    Numbered(u64),
+    Given(Py<PyAny>),
+}
+
+/// The functions of asyncio a task calls, looked up once (the C `Task` binds them once too).
+struct Asyncio {
+    enter_task: Py<PyAny>,
+    leave_task: Py<PyAny>,
+    register_task: Py<PyAny>,
+    iscoroutine: Py<PyAny>,
+    task_repr: Py<PyAny>,
+    get_stack: Py<PyAny>,
+    print_stack: Py<PyAny>,
+}
+
+static ASYNCIO: PyOnceLock<Asyncio> = PyOnceLock::new();
+
+fn asyncio(py: Python<'_>) -> PyResult<&'static Asyncio> {
+    ASYNCIO.get_or_try_init(py, || {
+        let tasks = py.import("asyncio.tasks")?;
+        let base_tasks = py.import("asyncio.base_tasks")?;
+        let get = |module: &Bound<'_, PyModule>, name: &str| module.getattr(name).map(Bound::unbind);
+        Ok(Asyncio {
+            enter_task: get(&tasks, "_enter_task")?,
+            leave_task: get(&tasks, "_leave_task")?,
+            register_task: get(&tasks, "_register_task")?,
+            iscoroutine: get(&py.import("asyncio.coroutines")?, "iscoroutine")?,
+            task_repr: get(&base_tasks, "_task_repr")?,
+            get_stack: get(&base_tasks, "_task_get_stack")?,
+            print_stack: get(&base_tasks, "_task_print_stack")?,
+        })
+    })
+}
+
+/// What sending into (or throwing into) the coroutine gave.
+enum Sent<'py> {
+    /// It awaits this (a future, normally).
+    Yield(Bound<'py, PyAny>),
+    /// It returned this.
+    Return(Bound<'py, PyAny>),
+    /// It raised this.
+    Raise(PyErr),
+}
+
+/// `coro.send(None)`, through `PyIter_Send`, which resumes a coroutine without a method call.
+fn send<'py>(coro: &Bound<'py, PyAny>) -> Sent<'py> {
+    let py = coro.py();
+    let mut result: *mut ffi::PyObject = std::ptr::null_mut();
+    // SAFETY: a valid object, None to send, and a place for the new reference PyIter_Send returns.
+    let status = unsafe { ffi::PyIter_Send(coro.as_ptr(), ffi::Py_None(), &mut result) };
+    // SAFETY: on NEXT and RETURN, `result` is a new reference; on ERROR it is NULL.
+    match status {
+        ffi::PySendResult::PYGEN_NEXT => Sent::Yield(unsafe { Bound::from_owned_ptr(py, result) }),
+        ffi::PySendResult::PYGEN_RETURN => Sent::Return(unsafe { Bound::from_owned_ptr(py, result) }),
+        ffi::PySendResult::PYGEN_ERROR => Sent::Raise(PyErr::fetch(py)),
+    }
+}
+
+/// `coro.throw(exc)`: a `StopIteration` it raises is its return value.
+fn throw<'py>(coro: &Bound<'py, PyAny>, exc: &Bound<'py, PyAny>) -> Sent<'py> {
+    let py = coro.py();
+    match coro.call_method1(intern!(py, "throw"), (exc,)) {
+        Ok(value) => Sent::Yield(value),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => match e.value(py).getattr(intern!(py, "value")) {
+            Ok(value) => Sent::Return(value),
+            Err(e) => Sent::Raise(e),
+        },
+        Err(e) => Sent::Raise(e),
+    }
+}
+
+/// `asyncio.futures._get_loop(future)`: `get_loop()`, or the `_loop` attribute.
+fn future_loop<'py>(future: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = future.py();
+    match future.getattr_opt(intern!(py, "get_loop"))? {
+        Some(get_loop) => get_loop.call0(),
+        None => future.getattr(intern!(py, "_loop")),
+    }
+}
+
+/// True of `mioloop.Future` and `mioloop.Task` themselves, whose state a task reads directly;
+/// a subclass may override any method, so it gets the generic path.
+pub(crate) fn is_native_future(object: &Bound<'_, PyAny>) -> bool {
+    let py = object.py();
+    // SAFETY: a valid object; its type pointer is only compared.
+    let class = unsafe { ffi::Py_TYPE(object.as_ptr()) };
+    class == Future::type_object_raw(py) || class == Task::type_object_raw(py)
+}
+
+/// Runs a task's step or wake-up that a handle holds without a Python call (`Handle::run`);
+/// `None` for any other callback.
+pub(crate) fn call_task_callback(callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> Option<PyResult<()>> {
+    // Looked up once: this runs for every handle.
+    static TYPES: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    let py = callback.py();
+    let (step_type, wakeup_type) = *TYPES.get_or_init(|| (TaskStep::type_object_raw(py) as usize, TaskWakeup::type_object_raw(py) as usize));
+    // SAFETY: a valid object; its type pointer is only compared.
+    let class = unsafe { ffi::Py_TYPE(callback.as_ptr()) } as usize;
+    if class != step_type && class != wakeup_type {
+        return None;
+    }
+    if let Ok(step) = callback.cast_exact::<TaskStep>() {
+        return args.is_empty().then(|| step.get().run(callback.py()));
+    }
+    if let Ok(wakeup) = callback.cast_exact::<TaskWakeup>() {
+        let future = args.get_item(0).ok().filter(|_| args.len() == 1)?;
+        return Some(Task::wakeup(wakeup.get().task.bind(callback.py()), &future));
+    }
+    None
+}
+
+/// An asyncio-compatible Task, driving a coroutine on any event loop. `mioloop.EventLoop`
+/// makes these in `create_task`.
+#[pyclass(extends = Future, subclass, module = "mioloop", name = "Task")]
+#[derive(Default)]
+pub struct Task {
+    coro: Option<Py<PyAny>>,
+    /// The `contextvars.Context` every step runs in.
+    context: Option<Py<PyAny>>,
+    name: Option<Name>,
+    /// The future the coroutine waits for, while it waits.
+    fut_waiter: Option<Py<PyAny>>,
+    /// `cancel()` was called when there was no future to pass it on to: the next step throws
+    /// `CancelledError` into the coroutine.
+    must_cancel: bool,
+    log_destroy_pending: bool,
+    num_cancels_requested: u64,
+}
+
+impl Finalized for Task {
+    fn pyo3_dealloc() -> &'static std::sync::OnceLock<ffi::destructor> {
+        static DEALLOC: std::sync::OnceLock<ffi::destructor> = std::sync::OnceLock::new();
+        &DEALLOC
+    }
+}
+
+impl Task {
+    /// A task running `coro` on `event_loop`, its first step scheduled: what
+    /// `mioloop.EventLoop.create_task` returns.
+    pub(crate) fn spawn<'py>(coro: &Bound<'py, PyAny>, event_loop: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>, context: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, Task>> {
+        let task = Bound::new(coro.py(), PyClassInitializer::from(Future::default()).add_subclass(Task::default()))?;
+        Self::init(&task, coro, Some(event_loop), name, context, false)?;
+        Ok(task)
+    }
+
+    /// `Task.__init__`: the future's part, then the task's, then the first step (scheduled, or
+    /// run at once for an eager task on a running loop).
+    fn init(slf: &Bound<'_, Self>, coro: &Bound<'_, PyAny>, event_loop: Option<&Bound<'_, PyAny>>, name: Option<&Bound<'_, PyAny>>, context: Option<&Bound<'_, PyAny>>, eager_start: bool) -> PyResult<()> {
+        let py = slf.py();
+        Future::init(slf.as_super(), event_loop)?;
+        let earlier = std::mem::take(&mut *slf.borrow_mut());
+        drop(earlier); // outside the borrow: letting go of an old coroutine may run Python code
+        // SAFETY: a valid object; PyCoro_CheckExact only reads its type.
+        let is_coroutine = unsafe { ffi::PyCoro_CheckExact(coro.as_ptr()) } != 0 || asyncio(py)?.iscoroutine.bind(py).call1((coro,))?.is_truthy()?;
+        if !is_coroutine {
+            return Err(PyTypeError::new_err(format!("a coroutine was expected, got {}", coro.repr()?)));
+        }
+        let name = match name.filter(|n| !n.is_none()) {
+            None => Name::Numbered(NAME_COUNTER.fetch_add(1, Ordering::Relaxed) + 1),
+            Some(name) if name.is_exact_instance_of::<PyString>() => Name::Given(name.clone().unbind()),
+            Some(name) => Name::Given(name.str()?.into_any().unbind()),
+        };
+        let context = match context.filter(|c| !c.is_none()) {
+            Some(context) => context.clone().unbind(),
+            None => future::copy_context(py)?,
+        };
+        {
+            let mut this = slf.borrow_mut();
+            this.coro = Some(coro.clone().unbind());
+            this.context = Some(context);
+            this.name = Some(name);
+            this.log_destroy_pending = true;
+        }
+        if eager_start {
+            if py.version_info() < (3, 12) {
+                return Err(PyTypeError::new_err("eager_start needs Python 3.12 or later (asyncio's eager tasks)"));
+            }
+            if Self::event_loop(slf)?.call_method0(intern!(py, "is_running"))?.is_truthy()? {
+                return Self::eager_start(slf);
+            }
+        }
+        Self::call_step_soon(slf, None)?;
+        asyncio(py)?.register_task.bind(py).call1((slf,))?;
+        Ok(())
+    }
+
+    /// The task's loop (the [`LoopRef`] of its future part).
+    fn owner<'py>(slf: &Bound<'py, Self>) -> PyResult<LoopRef<'py>> {
+        Ok(slf.as_super().borrow().owner()?.bind(slf.py()))
+    }
+
+    fn event_loop<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(Self::owner(slf)?.event_loop)
+    }
+
+    fn context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.context.as_ref().map(|c| c.clone_ref(py)).ok_or_else(|| PyRuntimeError::new_err("uninitialized Task object"))
+    }
+
+    /// Schedules a step (with `exc` to throw into the coroutine) in the task's context.
+    fn call_step_soon(slf: &Bound<'_, Self>, exc: Option<Py<PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        let step = Bound::new(py, TaskStep { task: slf.clone().unbind(), exc })?;
+        let (owner, context) = {
+            let this = slf.borrow();
+            (this.as_super().owner()?.bind(py), this.context(py)?)
+        };
+        owner.call_soon(step.as_any(), &PyTuple::empty(py), context)
+    }
+
+    /// Schedules a step that throws `RuntimeError(message)` into the coroutine.
+    fn call_error_soon(slf: &Bound<'_, Self>, message: String) -> PyResult<()> {
+        let error = PyRuntimeError::new_err(message).into_value(slf.py());
+        Self::call_step_soon(slf, Some(error.into_any()))
+    }
+
+    /// One step: resume the coroutine (or throw `exc` into it) with the task as asyncio's current
+    /// task, then deal with what it did. `Err` is only for what must stop the loop (`SystemExit`,
+    /// `KeyboardInterrupt`) or a broken task; the coroutine's own exceptions end the task.
+    pub(crate) fn step(slf: &Bound<'_, Self>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        let asyncio = asyncio(py)?;
+        let event_loop = Self::event_loop(slf)?;
+        asyncio.enter_task.bind(py).call1((&event_loop, slf))?;
+        let stepped = Self::step_within(slf, &event_loop, exc);
+        let left = asyncio.leave_task.bind(py).call1((&event_loop, slf));
+        stepped?;
+        left.map(drop)
+    }
+
+    /// The step proper (the C `Task`'s `task_step_impl`).
+    fn step_within(slf: &Bound<'_, Self>, event_loop: &Bound<'_, PyAny>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        let future = slf.as_super();
+        // One look at the task: is it still pending, was it cancelled meanwhile, what does it run.
+        let (coro, waiter, must_cancel) = {
+            let mut this = slf.borrow_mut();
+            if this.as_super().state() != State::Pending {
+                drop(this);
+                let exc = exc.as_ref().map_or_else(|| Ok("None".to_string()), |e| e.repr().map(|r| r.to_string()))?;
+                return Err(future::invalid_state(py, format!("_step(): already done: {} {exc}", slf.repr()?)));
+            }
+            let coro = this.coro.as_ref().map(|c| c.bind(py).clone());
+            (coro, this.fut_waiter.take(), std::mem::take(&mut this.must_cancel))
+        };
+        drop(waiter); // outside the borrow: it may have been the last reference
+        let mut exc = exc;
+        if must_cancel {
+            let cancelled_error = future::asyncio_exception(py, &future::CANCELLED_ERROR, "CancelledError")?;
+            if !exc.as_ref().map_or(Ok(false), |e| e.is_instance(&cancelled_error))? {
+                exc = Some(future.borrow_mut()._make_cancelled_error(py)?.into_bound(py));
+            }
+        }
+        let coro = coro.ok_or_else(|| PyRuntimeError::new_err("uninitialized Task object"))?;
+        let sent = match &exc {
+            None => send(&coro),
+            Some(exc) => throw(&coro, exc),
+        };
+        drop(exc);
+        match sent {
+            Sent::Yield(awaited) => Self::wait_for(slf, event_loop, &awaited),
+            Sent::Return(value) => {
+                if std::mem::take(&mut slf.borrow_mut().must_cancel) {
+                    // Cancelled just as the coroutine returned.
+                    let message = future.borrow().cancel_message.as_ref().map(|m| m.clone_ref(py));
+                    Future::cancel(future, message).map(drop)
+                } else {
+                    Future::set_result(future, value.unbind())
+                }
+            }
+            Sent::Raise(error) => {
+                let cancelled_error = future::asyncio_exception(py, &future::CANCELLED_ERROR, "CancelledError")?;
+                if error.matches(py, &cancelled_error)? {
+                    // Kept, so that awaiting the task raises the same CancelledError.
+                    let raised = error.into_value(py).into_any();
+                    return Future::complete_cancelled(future, Some(raised), None);
+                }
+                let value = error.clone_ref(py).into_value(py).into_bound(py).into_any();
+                Future::set_exception(future, &value)?;
+                if error.is_instance_of::<PyKeyboardInterrupt>(py) || error.is_instance_of::<PySystemExit>(py) {
+                    return Err(error);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The coroutine yielded `awaited`: wait for it if it is a future of this loop, say why not
+    /// (by throwing a `RuntimeError` into the coroutine next step) if it is anything else.
+    fn wait_for(slf: &Bound<'_, Self>, event_loop: &Bound<'_, PyAny>, awaited: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        if awaited.is(slf) {
+            return Self::call_error_soon(slf, format!("Task cannot await on itself: {}", slf.repr()?));
+        }
+        let different_loop = || -> PyResult<String> { Ok(format!("Task {} got Future {} attached to a different loop", slf.repr()?, awaited.repr()?)) };
+        let yield_instead = || -> PyResult<String> { Ok(format!("yield was used instead of yield from in task {} with {}", slf.repr()?, awaited.repr()?)) };
+        if is_native_future(awaited) {
+            // mioloop's own futures: their state read, and the wake-up registered, directly.
+            let wakeup = Bound::new(py, TaskWakeup { task: slf.clone().unbind() })?.into_any().unbind();
+            let context = slf.borrow().context(py)?;
+            let future = awaited.cast::<Future>()?;
+            let mut this = future.borrow_mut();
+            if !this.owner()?.event_loop.is(event_loop) {
+                drop(this);
+                return Self::call_error_soon(slf, different_loop()?);
+            }
+            if !this.take_blocking() {
+                drop(this);
+                return Self::call_error_soon(slf, yield_instead()?);
+            }
+            if this.state() == State::Pending {
+                this.push_callback(wakeup, context);
+            } else {
+                drop(this);
+                Future::add_callback(future, wakeup, context)?;
+            }
+        } else if awaited.is_none() {
+            // A bare `yield`: give the other callbacks one turn.
+            return Self::call_step_soon(slf, None);
+        } else {
+            match awaited.getattr_opt(intern!(py, "_asyncio_future_blocking"))? {
+                Some(blocking) if !blocking.is_none() => {
+                    let blocking = blocking.is_truthy()?;
+                    if !future_loop(awaited)?.is(event_loop) {
+                        return Self::call_error_soon(slf, different_loop()?);
+                    }
+                    if !blocking {
+                        return Self::call_error_soon(slf, yield_instead()?);
+                    }
+                    awaited.setattr(intern!(py, "_asyncio_future_blocking"), false)?;
+                    let kwargs = PyDict::new(py);
+                    kwargs.set_item(intern!(py, "context"), slf.borrow().context(py)?)?;
+                    let wakeup = Bound::new(py, TaskWakeup { task: slf.clone().unbind() })?;
+                    awaited.call_method(intern!(py, "add_done_callback"), (wakeup,), Some(&kwargs))?;
+                }
+                _ => {
+                    // SAFETY: a valid object; PyGen_Check only reads its type.
+                    let message = if unsafe { ffi::PyGen_Check(awaited.as_ptr()) } != 0 {
+                        format!("yield was used instead of yield from for generator in task {} with {}", slf.repr()?, awaited.repr()?)
+                    } else {
+                        format!("Task got bad yield: {}", awaited.repr()?)
+                    };
+                    return Self::call_error_soon(slf, message);
+                }
+            }
+        }
+        let cancel_message = {
+            let mut this = slf.borrow_mut();
+            this.fut_waiter = Some(awaited.clone().unbind());
+            this.must_cancel.then(|| this.as_super().cancel_message.as_ref().map(|m| m.clone_ref(py)))
+        };
+        if let Some(message) = cancel_message {
+            // cancel() was called while the coroutine ran: pass it on to the future it now awaits.
+            if awaited.call_method1(intern!(py, "cancel"), (message,))?.is_truthy()? {
+                slf.borrow_mut().must_cancel = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// The future the task waited for is done: step again, throwing its exception (or the
+    /// `CancelledError`) into the coroutine if it has one.
+    fn wakeup(slf: &Bound<'_, Self>, awaited: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let outcome = if is_native_future(awaited) {
+            awaited.cast::<Future>()?.borrow_mut().result(py).map(drop)
+        } else {
+            awaited.call_method0(intern!(py, "result")).map(drop)
+        };
+        match outcome {
+            Ok(()) => Self::step(slf, None),
+            Err(error) => Self::step(slf, Some(error.into_value(py).into_bound(py).into_any())),
+        }
+    }
+
+    /// 3.12's eager start: the first step now, within `__init__`, as the current task.
+    fn eager_start(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let tasks = py.import("asyncio.tasks")?;
+        let event_loop = Self::event_loop(slf)?;
+        let previous = tasks.call_method1(intern!(py, "_swap_current_task"), (&event_loop, slf))?;
+        tasks.call_method1(intern!(py, "_register_eager_task"), (slf,))?;
+        let context = slf.borrow().context(py)?.into_bound(py);
+        // SAFETY: a contextvars.Context; Enter and Exit are paired below.
+        if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        let stepped = Self::step_within(slf, &event_loop, None);
+        let swapped = tasks.call_method1(intern!(py, "_swap_current_task"), (&event_loop, previous));
+        let unregistered = tasks.call_method1(intern!(py, "_unregister_eager_task"), (slf,));
+        // SAFETY: entered above, on this thread.
+        if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        stepped?;
+        swapped?;
+        unregistered?;
+        if slf.as_super().borrow().state() == State::Pending {
+            asyncio(py)?.register_task.bind(py).call1((slf,))?;
+        } else {
+            let coro = slf.borrow_mut().coro.take();
+            drop(coro);
+        }
+        Ok(())
+    }
+
+    /// asyncio's report of a task collected while pending, unless the task says not to.
+    pub(crate) fn report_pending(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let (event_loop, source) = {
+            let Ok(this) = slf.try_borrow() else { return Ok(()) };
+            let future = this.as_super();
+            let Ok(owner) = future.owner() else { return Ok(()) };
+            if !this.log_destroy_pending || future.state() != State::Pending {
+                return Ok(());
+            }
+            (owner.event_loop.clone_ref(py), future.source_traceback().map(|s| s.clone_ref(py)))
+        };
+        let context = PyDict::new(py);
+        context.set_item("message", "Task was destroyed but it is pending!")?;
+        context.set_item("task", slf)?;
+        if let Some(source) = source {
+            context.set_item("source_traceback", source)?;
+        }
+        event_loop.bind(py).call_method1(intern!(py, "call_exception_handler"), (context,))?;
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl Task {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyClassInitializer<Self> {
+        PyClassInitializer::from(Future::default()).add_subclass(Task::default())
+    }
+
+    /// `Task(coro, *, loop=None, name=None, context=None, eager_start=False)`; `eager_start`
+    /// from Python 3.12, as in asyncio.
+    #[pyo3(signature = (coro, *, r#loop = None, name = None, context = None, eager_start = false))]
+    fn __init__(slf: &Bound<'_, Self>, coro: &Bound<'_, PyAny>, r#loop: Option<&Bound<'_, PyAny>>, name: Option<&Bound<'_, PyAny>>, context: Option<&Bound<'_, PyAny>>, eager_start: bool) -> PyResult<()> {
+        Self::init(slf, coro, r#loop, name, context, eager_start)
+    }
+
+    /// Asks the task to cancel: the future it waits for is cancelled, or, if there is none (or it
+    /// refuses), the coroutine gets `CancelledError` at its next step. False if the task is done.
+    #[pyo3(signature = (msg = None))]
+    fn cancel(slf: &Bound<'_, Self>, msg: Option<Py<PyAny>>) -> PyResult<bool> {
+        let py = slf.py();
+        {
+            let mut future = slf.as_super().borrow_mut();
+            future.log_traceback = false;
+            if future.state() != State::Pending {
+                return Ok(false);
+            }
+        }
+        let waiter = {
+            let mut this = slf.borrow_mut();
+            this.num_cancels_requested += 1;
+            this.fut_waiter.as_ref().map(|w| w.clone_ref(py))
+        };
+        if let Some(waiter) = waiter {
+            if waiter.bind(py).call_method1(intern!(py, "cancel"), (msg.as_ref().map(|m| m.clone_ref(py)),))?.is_truthy()? {
+                return Ok(true);
+            }
+        }
+        slf.borrow_mut().must_cancel = true;
+        let earlier = std::mem::replace(&mut slf.as_super().borrow_mut().cancel_message, msg);
+        drop(earlier);
+        Ok(true)
+    }
+
+    /// How many cancellations are pending (asked for, not yet `uncancel`led).
+    fn cancelling(&self) -> u64 {
+        self.num_cancels_requested
+    }
+
+    /// Withdraws one cancellation request; returns how many remain. From Python 3.13, withdrawing
+    /// the last also withdraws a cancellation the coroutine has not seen yet.
+    fn uncancel(&mut self, py: Python<'_>) -> u64 {
+        if self.num_cancels_requested > 0 {
+            self.num_cancels_requested -= 1;
+            if self.num_cancels_requested == 0 && py.version_info() >= (3, 13) {
+                self.must_cancel = false;
+            }
+        }
+        self.num_cancels_requested
+    }
+
+    fn get_coro(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.coro.as_ref().map(|c| c.clone_ref(py))
+    }
+
+    fn get_context(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.context.as_ref().map(|c| c.clone_ref(py))
+    }
+
+    fn get_name(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let name = match self.name.as_ref() {
+            None => return Ok(py.None()),
+            Some(Name::Given(name)) => return Ok(name.clone_ref(py)),
+            Some(Name::Numbered(number)) => PyString::new(py, &format!("Task-{number}")).into_any().unbind(),
+        };
+        self.name = Some(Name::Given(name.clone_ref(py)));
+        Ok(name)
+    }
+
+    fn set_name(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = if value.is_exact_instance_of::<PyString>() { value.clone() } else { value.str()?.into_any() };
+        let earlier = slf.borrow_mut().name.replace(Name::Given(name.unbind()));
+        drop(earlier);
+        Ok(())
+    }
+
+    /// A task's result is its coroutine's: refused.
+    fn set_result(&self, _result: &Bound<'_, PyAny>) -> PyResult<()> {
+        Err(PyRuntimeError::new_err("Task does not support set_result operation"))
+    }
+
+    /// A task's exception is its coroutine's: refused.
+    fn set_exception(&self, _exception: &Bound<'_, PyAny>) -> PyResult<()> {
+        Err(PyRuntimeError::new_err("Task does not support set_exception operation"))
+    }
+
+    /// The frames of the suspended coroutine (or of the exception's traceback), as asyncio's.
+    #[pyo3(signature = (*, limit = None))]
+    fn get_stack(slf: &Bound<'_, Self>, limit: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        Ok(asyncio(py)?.get_stack.bind(py).call1((slf, limit))?.unbind())
+    }
+
+    #[pyo3(signature = (*, limit = None, file = None))]
+    fn print_stack(slf: &Bound<'_, Self>, limit: Option<&Bound<'_, PyAny>>, file: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        Ok(asyncio(py)?.print_stack.bind(py).call1((slf, limit, file))?.unbind())
+    }
+
+    /// asyncio's repr, e.g. `<Task pending name='Task-1' coro=<main() running at x.py:3>>`.
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        Ok(asyncio(py)?.task_repr.bind(py).call1((slf,))?.unbind())
+    }
+
+    /// The finalizer, as a method, for Python subclasses (see `Future.__del__`).
+    fn __del__(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::report_pending(slf)?;
+        future::report_unretrieved(slf.as_super())
+    }
+
+    #[getter]
+    fn _log_destroy_pending(&self) -> bool {
+        self.log_destroy_pending
+    }
+
+    #[setter(_log_destroy_pending)]
+    fn set_log_destroy_pending(&mut self, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let value = value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))?;
+        self.log_destroy_pending = value.is_truthy()?;
+        Ok(())
+    }
+
+    #[getter]
+    fn _must_cancel(&self) -> bool {
+        self.must_cancel
+    }
+
+    #[getter]
+    fn _coro(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.get_coro(py)
+    }
+
+    #[getter]
+    fn _fut_waiter(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.fut_waiter.as_ref().map(|w| w.clone_ref(py))
+    }
+
+    #[getter]
+    fn _num_cancels_requested(&self) -> u64 {
+        self.num_cancels_requested
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.coro)?;
+        visit.call(&self.context)?;
+        if let Some(Name::Given(name)) = &self.name {
+            visit.call(name)?;
+        }
+        visit.call(&self.fut_waiter)
+    }
+
+    fn __clear__(&mut self) {
+        self.coro = None;
+        self.context = None;
+        self.name = None;
+        self.fut_waiter = None;
+    }
+}
+
+/// A scheduled step of a task (asyncio's `Task.__step`, bound): what its handles call.
+#[pyclass(frozen, module = "mioloop")]
+pub(crate) struct TaskStep {
+    task: Py<Task>,
+    /// The exception to throw into the coroutine, if any.
+    exc: Option<Py<PyAny>>,
+}
+
+impl TaskStep {
+    fn run(&self, py: Python<'_>) -> PyResult<()> {
+        Task::step(self.task.bind(py), self.exc.as_ref().map(|e| e.bind(py).clone()))
+    }
+}
+
+#[pymethods]
+impl TaskStep {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        self.run(py)
+    }
+
+    /// What asyncio's handle reprs show for it, as for asyncio's pure-Python Task, whose step is
+    /// a bound method: `__self__` is the task.
+    #[getter]
+    fn __qualname__(&self) -> &'static str {
+        "Task.__step"
+    }
+
+    #[getter]
+    fn __name__(&self) -> &'static str {
+        "__step"
+    }
+
+    #[getter]
+    fn __self__(&self, py: Python<'_>) -> Py<Task> {
+        self.task.clone_ref(py)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.task)?;
+        visit.call(&self.exc)
+    }
+}
+
+/// A task's wake-up (asyncio's `Task.__wakeup`, bound): the done callback it puts on the future
+/// it waits for.
+#[pyclass(frozen, module = "mioloop")]
+pub(crate) struct TaskWakeup {
+    task: Py<Task>,
+}
+
+#[pymethods]
+impl TaskWakeup {
+    fn __call__(&self, py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        Task::wakeup(self.task.bind(py), future)
+    }
+
+    #[getter]
+    fn __qualname__(&self) -> &'static str {
+        "Task.__wakeup"
+    }
+
+    #[getter]
+    fn __name__(&self) -> &'static str {
+        "__wakeup"
+    }
+
+    #[getter]
+    fn __self__(&self, py: Python<'_>) -> Py<Task> {
+        self.task.clone_ref(py)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.task)
+    }
+}
