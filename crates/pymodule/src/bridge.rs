@@ -207,7 +207,7 @@ impl RustTask {
         drop(slot);
         drop(finished); // the future's own resources go now, before Python runs the callbacks
         let awaitable = self.awaitable.bind(py);
-        if awaitable.borrow().done() {
+        if awaitable.get().done(py) {
             return; // cancelled meanwhile
         }
         let resolved = match outcome {
@@ -244,7 +244,7 @@ where
     });
     let task = Arc::new(RustTask { future: Mutex::new(Some(future)), awaitable: awaitable.clone().unbind(), wakeups: wakeups_of(event_loop)?, queued: AtomicBool::new(false) });
     task.poll(py);
-    if !awaitable.borrow().done() {
+    if !awaitable.get().done(py) {
         // Cancelling the Python side drops the Rust future. Weak: the Python future must not keep
         // the task alive (the task holds the Python future; whoever holds its waker holds the task).
         let task = Arc::downgrade(&task);

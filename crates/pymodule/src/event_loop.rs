@@ -18,6 +18,7 @@
 
 use crate::bridge::Wakeups;
 use crate::future::Future;
+use crate::gil::GilCell;
 use crate::task::Task;
 use crate::selector::fileobj_to_fd;
 use event_loop::{Core, Job, Remote, TimerId, Turn};
@@ -65,29 +66,6 @@ impl Clock {
     }
 }
 
-/// A value only touched with the GIL held, which is what makes a `frozen` class's field mutable
-/// without a lock: each method takes the `Python` token as its proof. This module declares that it
-/// uses the GIL (pyo3's default), so a free-threaded CPython re-enables the GIL to import it.
-///
-/// The closures given to `with` must not run Python code: Python could reach the same cell again.
-struct GilCell<T>(std::cell::UnsafeCell<T>);
-
-// SAFETY: every access goes through `with`, which requires the GIL, so at most one thread touches
-// the value at a time; the values kept (Python references, flags) may move between threads.
-unsafe impl<T: Send> Sync for GilCell<T> {}
-
-impl<T> GilCell<T> {
-    fn new(value: T) -> Self {
-        GilCell(std::cell::UnsafeCell::new(value))
-    }
-
-    fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
-        // SAFETY: the GIL is held (the token proves it) and `f` runs no Python code, so no other
-        // access to the value can begin before this one ends.
-        f(unsafe { &mut *self.0.get() })
-    }
-}
-
 /// The `contextvars.Context` a handle runs in.
 ///
 /// A busy loop holds thousands of handles, each with a context it copied; tracked by the garbage
@@ -130,7 +108,7 @@ impl HandleContext {
 
 impl Drop for HandleContext {
     fn drop(&mut self) {
-        if *self.untracked.0.get_mut() {
+        if *self.untracked.get_mut() {
             Python::attach(|py| self.retrack(py));
         }
     }

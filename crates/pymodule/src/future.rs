@@ -10,7 +10,9 @@
 //! `call_soon`, a `repr`), so no method keeps the future borrowed across a call into Python.
 
 use crate::event_loop::EventLoopCore;
+use crate::gil::GilRefCell;
 use crate::task::Task;
+use std::cell::{Ref, RefMut};
 use pyo3::exceptions::{PyAttributeError, PyBaseException, PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
@@ -77,9 +79,18 @@ impl LoopRef<'_> {
 }
 
 /// An asyncio-compatible Future. `asyncio.isfuture()` is true of it, and `asyncio.Task` awaits it.
-#[pyclass(subclass, weakref, module = "mioloop", name = "Future")]
+///
+/// `frozen`, with its state in a [`GilRefCell`]: a future is borrowed several times per `await`,
+/// and pyo3's borrow flag for a mutable class is atomic.
+#[pyclass(frozen, subclass, weakref, module = "mioloop", name = "Future")]
 #[derive(Default)]
 pub struct Future {
+    inner: GilRefCell<FutureState>,
+}
+
+/// What a future holds.
+#[derive(Default)]
+pub(crate) struct FutureState {
     /// `None` until `__init__` has run (a subclass may skip it: every method then raises).
     owner: Option<Owner>,
     state: State,
@@ -161,23 +172,7 @@ fn equal(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<bool> {
     }
 }
 
-impl Future {
-    /// One step of `await` (see `__await__`): the future itself to yield while it is pending, its
-    /// result (`Err` for its exception) once it is done.
-    fn step(slf: &Bound<'_, Self>) -> PyResult<Step> {
-        let py = slf.py();
-        let mut this = slf.borrow_mut();
-        this.owner()?;
-        if this.state == State::Pending {
-            if this.blocking {
-                return Err(PyRuntimeError::new_err("await wasn't used with future"));
-            }
-            this.blocking = true;
-            return Ok(Step::Yield(slf.clone().into_any().unbind()));
-        }
-        Ok(Step::Return(this.result(py)?))
-    }
-
+impl FutureState {
     pub(crate) fn owner(&self) -> PyResult<&Owner> {
         self.owner.as_ref().ok_or_else(not_initialized)
     }
@@ -193,31 +188,6 @@ impl Future {
 
     pub(crate) fn source_traceback(&self) -> Option<&Py<PyAny>> {
         self.source_traceback.as_ref()
-    }
-
-    /// `Future.__init__(loop=...)`, for this class and for `Task`: on `loop`, or on the current
-    /// thread's loop; any state from an earlier `__init__` is dropped.
-    pub(crate) fn init(slf: &Bound<'_, Self>, event_loop: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let py = slf.py();
-        let event_loop = match event_loop.filter(|l| !l.is_none()) {
-            Some(event_loop) => event_loop.clone(),
-            None => py.import("asyncio.events")?.call_method0("get_event_loop")?,
-        };
-        let debug = match event_loop.cast::<EventLoopCore>() {
-            Ok(core) => core.get().debug_enabled(),
-            Err(_) => event_loop.call_method0(intern!(py, "get_debug"))?.is_truthy()?,
-        };
-        let earlier = std::mem::take(&mut *slf.borrow_mut());
-        drop(earlier); // outside the borrow: letting go of a result may run Python code
-        slf.borrow_mut().attach(py, &event_loop, debug)
-    }
-
-    /// A pending future on `event_loop`, as `loop.create_future()` makes them. `debug` says whether
-    /// to record where it was made.
-    pub(crate) fn pending(py: Python<'_>, event_loop: &Bound<'_, PyAny>, debug: bool) -> PyResult<Self> {
-        let mut future = Future::default();
-        future.attach(py, event_loop, debug)?;
-        Ok(future)
     }
 
     fn attach(&mut self, py: Python<'_>, event_loop: &Bound<'_, PyAny>, debug: bool) -> PyResult<()> {
@@ -244,6 +214,117 @@ impl Future {
         Ok(PyErr::from_value(error))
     }
 
+    /// Adds a done callback to a pending future (a task's wake-up, registered under its borrow).
+    pub(crate) fn push_callback(&mut self, callback: Py<PyAny>, context: Py<PyAny>) {
+        debug_assert_eq!(self.state, State::Pending);
+        self.callbacks.push((callback, context));
+    }
+
+    /// The result; raises the exception if one was set, `CancelledError` if cancelled, and
+    /// `InvalidStateError` if the future is not done.
+    pub(crate) fn result(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if self.owner.is_none() {
+            // asyncio's C Future says this with InvalidStateError here, RuntimeError elsewhere.
+            return Err(invalid_state(py, "Future object is not initialized.".into()));
+        }
+        match self.state {
+            State::Cancelled => Err(self.cancelled_error(py)?),
+            State::Pending => Err(invalid_state(py, "Result is not set.".into())),
+            State::Finished => {
+                self.log_traceback = false;
+                if let Some(exception) = &self.exception {
+                    let exception = exception.bind(py);
+                    if let Some(tb) = &self.exception_tb {
+                        // As the C Future does: no Python code runs (the future is borrowed).
+                        // SAFETY: a valid exception instance and traceback; the call takes its own reference.
+                        unsafe { ffi::PyException_SetTraceback(exception.as_ptr(), tb.as_ptr()) };
+                    }
+                    return Err(PyErr::from_value(exception.clone()));
+                }
+                Ok(self.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py)))
+            }
+        }
+    }
+
+    /// The exception set (or None); `CancelledError` if cancelled, `InvalidStateError` if pending.
+    pub(crate) fn exception(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        if self.owner.is_none() {
+            // asyncio's C Future says this with InvalidStateError here, RuntimeError elsewhere.
+            return Err(invalid_state(py, "Future object is not initialized.".into()));
+        }
+        match self.state {
+            State::Cancelled => Err(self.cancelled_error(py)?),
+            State::Pending => Err(invalid_state(py, "Exception is not set.".into())),
+            State::Finished => {
+                self.log_traceback = false;
+                Ok(self.exception.as_ref().map(|e| e.clone_ref(py)))
+            }
+        }
+    }
+
+    /// The `CancelledError` for a cancelled future (asyncio's `gather` asks its children for it).
+    pub(crate) fn make_cancelled_error(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.cancelled_error(py)?.into_value(py).into_any())
+    }
+}
+
+impl Future {
+    /// One step of `await` (see `__await__`): the future itself to yield while it is pending, its
+    /// result (`Err` for its exception) once it is done.
+    fn step(slf: &Bound<'_, Self>) -> PyResult<Step> {
+        let py = slf.py();
+        let mut this = slf.get().state_mut(py);
+        this.owner()?;
+        if this.state == State::Pending {
+            if this.blocking {
+                return Err(PyRuntimeError::new_err("await wasn't used with future"));
+            }
+            this.blocking = true;
+            return Ok(Step::Yield(slf.clone().into_any().unbind()));
+        }
+        Ok(Step::Return(this.result(py)?))
+    }
+
+    /// The future's state, borrowed (never across a call into Python).
+    pub(crate) fn state(&self, py: Python<'_>) -> Ref<'_, FutureState> {
+        self.inner.borrow(py)
+    }
+
+    pub(crate) fn state_mut(&self, py: Python<'_>) -> RefMut<'_, FutureState> {
+        self.inner.borrow_mut(py)
+    }
+
+    /// The state unless it is borrowed already (a finalizer running inside a method).
+    pub(crate) fn inner_try(&self, py: Python<'_>) -> Option<RefMut<'_, FutureState>> {
+        self.inner.try_borrow_mut(py)
+    }
+
+    /// `Future.__init__(loop=...)`, for this class and for `Task`: on `loop`, or on the current
+    /// thread's loop; any state from an earlier `__init__` is dropped.
+    pub(crate) fn init(slf: &Bound<'_, Self>, event_loop: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        let event_loop = match event_loop.filter(|l| !l.is_none()) {
+            Some(event_loop) => event_loop.clone(),
+            None => py.import("asyncio.events")?.call_method0("get_event_loop")?,
+        };
+        let debug = match event_loop.cast::<EventLoopCore>() {
+            Ok(core) => core.get().debug_enabled(),
+            Err(_) => event_loop.call_method0(intern!(py, "get_debug"))?.is_truthy()?,
+        };
+        let earlier = std::mem::take(&mut *slf.get().state_mut(py));
+        drop(earlier); // outside the borrow: letting go of a result may run Python code
+        slf.get().state_mut(py).attach(py, &event_loop, debug)
+    }
+
+    /// A pending future on `event_loop`, as `loop.create_future()` makes them. `debug` says whether
+    /// to record where it was made.
+    pub(crate) fn pending(py: Python<'_>, event_loop: &Bound<'_, PyAny>, debug: bool) -> PyResult<Self> {
+        let mut state = FutureState::default();
+        state.attach(py, event_loop, debug)?;
+        Ok(Future { inner: GilRefCell::new(state) })
+    }
+
+
     /// Runs `callback(future)` soon, in `context`, on the future's loop.
     fn call_soon(slf: &Bound<'_, Self>, owner: &LoopRef<'_>, callback: Py<PyAny>, context: Py<PyAny>) -> PyResult<()> {
         let py = slf.py();
@@ -253,7 +334,7 @@ impl Future {
     /// `InvalidStateError` unless the future is pending.
     fn ensure_pending(slf: &Bound<'_, Self>) -> PyResult<()> {
         let state = {
-            let this = slf.borrow();
+            let this = slf.get().state(slf.py());
             this.owner()?;
             this.state
         };
@@ -264,10 +345,10 @@ impl Future {
     }
 
     /// Moves a pending future to `state` and schedules its callbacks; `InvalidStateError` if it is done.
-    fn complete(slf: &Bound<'_, Self>, state: State, set: impl FnOnce(&mut Future)) -> PyResult<()> {
+    fn complete(slf: &Bound<'_, Self>, state: State, set: impl FnOnce(&mut FutureState)) -> PyResult<()> {
         let py = slf.py();
         let (callbacks, owner) = {
-            let mut this = slf.borrow_mut();
+            let mut this = slf.get().state_mut(slf.py());
             let owner = this.owner()?.bind(py);
             if this.state != State::Pending {
                 drop(this);
@@ -283,16 +364,10 @@ impl Future {
         Ok(())
     }
 
-    /// Adds a done callback to a pending future (a task's wake-up, registered under its borrow).
-    pub(crate) fn push_callback(&mut self, callback: Py<PyAny>, context: Py<PyAny>) {
-        debug_assert_eq!(self.state, State::Pending);
-        self.callbacks.push((callback, context));
-    }
-
     /// `add_done_callback(callback, context=context)`, from Rust.
     pub(crate) fn add_callback(slf: &Bound<'_, Self>, callback: Py<PyAny>, context: Py<PyAny>) -> PyResult<()> {
         let py = slf.py();
-        let mut this = slf.borrow_mut();
+        let mut this = slf.get().state_mut(slf.py());
         let owner = this.owner()?;
         if this.state == State::Pending {
             this.callbacks.push((callback, context));
@@ -456,7 +531,7 @@ unsafe extern "C" fn finalize(object: *mut ffi::PyObject) {
 pub(crate) fn report_unretrieved(future: &Bound<'_, Future>) -> PyResult<()> {
     let py = future.py();
     let (exception, event_loop, source) = {
-        let Ok(mut this) = future.try_borrow_mut() else { return Ok(()) };
+        let Some(mut this) = future.get().inner_try(py) else { return Ok(()) };
         if !std::mem::take(&mut this.log_traceback) {
             return Ok(());
         }
@@ -499,49 +574,18 @@ impl Future {
 
     /// The loop the future is bound to.
     pub fn get_loop(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(self.owner()?.event_loop.clone_ref(py))
+        Ok(self.state(py).owner()?.event_loop.clone_ref(py))
     }
 
     /// The result; raises the exception if one was set, `CancelledError` if cancelled, and
     /// `InvalidStateError` if the future is not done.
-    pub fn result(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        if self.owner.is_none() {
-            // asyncio's C Future says this with InvalidStateError here, RuntimeError elsewhere.
-            return Err(invalid_state(py, "Future object is not initialized.".into()));
-        }
-        match self.state {
-            State::Cancelled => Err(self.cancelled_error(py)?),
-            State::Pending => Err(invalid_state(py, "Result is not set.".into())),
-            State::Finished => {
-                self.log_traceback = false;
-                if let Some(exception) = &self.exception {
-                    let exception = exception.bind(py);
-                    if let Some(tb) = &self.exception_tb {
-                        // As the C Future does: no Python code runs (the future is borrowed).
-                        // SAFETY: a valid exception instance and traceback; the call takes its own reference.
-                        unsafe { ffi::PyException_SetTraceback(exception.as_ptr(), tb.as_ptr()) };
-                    }
-                    return Err(PyErr::from_value(exception.clone()));
-                }
-                Ok(self.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py)))
-            }
-        }
+    pub fn result(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.state_mut(py).result(py)
     }
 
     /// The exception set (or None); `CancelledError` if cancelled, `InvalidStateError` if pending.
-    pub fn exception(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        if self.owner.is_none() {
-            // asyncio's C Future says this with InvalidStateError here, RuntimeError elsewhere.
-            return Err(invalid_state(py, "Future object is not initialized.".into()));
-        }
-        match self.state {
-            State::Cancelled => Err(self.cancelled_error(py)?),
-            State::Pending => Err(invalid_state(py, "Exception is not set.".into())),
-            State::Finished => {
-                self.log_traceback = false;
-                Ok(self.exception.as_ref().map(|e| e.clone_ref(py)))
-            }
-        }
+    pub fn exception(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.state_mut(py).exception(py)
     }
 
     /// Marks the future done with `result` and schedules its callbacks.
@@ -586,7 +630,7 @@ impl Future {
     #[pyo3(signature = (msg = None))]
     pub fn cancel(slf: &Bound<'_, Self>, msg: Option<Py<PyAny>>) -> PyResult<bool> {
         {
-            let mut this = slf.borrow_mut();
+            let mut this = slf.get().state_mut(slf.py());
             this.owner()?;
             this.log_traceback = false;
             if this.state != State::Pending {
@@ -597,12 +641,12 @@ impl Future {
         Ok(true)
     }
 
-    pub fn cancelled(&self) -> bool {
-        self.state == State::Cancelled
+    pub fn cancelled(&self, py: Python<'_>) -> bool {
+        self.state(py).state == State::Cancelled
     }
 
-    pub fn done(&self) -> bool {
-        self.state != State::Pending
+    pub fn done(&self, py: Python<'_>) -> bool {
+        self.state(py).state != State::Pending
     }
 
     /// Runs `callback(future)` when the future is done (soon, if it already is), in `context`
@@ -623,12 +667,12 @@ impl Future {
     /// afresh at each step and replaced at the end only by what survived.
     pub fn remove_done_callback(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>) -> PyResult<usize> {
         let py = slf.py();
-        slf.borrow().owner()?;
+        slf.get().state(slf.py()).owner()?;
         let mut kept = Vec::new();
         let mut index = 0;
         loop {
             let entry = {
-                let this = slf.borrow();
+                let this = slf.get().state(slf.py());
                 match this.callbacks.get(index) {
                     Some((f, c)) => (f.clone_ref(py), c.clone_ref(py)),
                     None => break,
@@ -639,7 +683,7 @@ impl Future {
             }
             index += 1;
         }
-        let mut this = slf.borrow_mut();
+        let mut this = slf.get().state_mut(slf.py());
         let before = this.callbacks.len();
         if kept.len() != before {
             this.callbacks = kept;
@@ -725,109 +769,111 @@ impl Future {
     }
 
     /// The `CancelledError` for a cancelled future (asyncio's `gather` asks its children for it).
-    pub(crate) fn _make_cancelled_error(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(self.cancelled_error(py)?.into_value(py).into_any())
+    fn _make_cancelled_error(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.state_mut(py).make_cancelled_error(py)
     }
 
     #[getter]
-    fn _asyncio_future_blocking(&self) -> bool {
-        self.blocking
+    fn _asyncio_future_blocking(&self, py: Python<'_>) -> bool {
+        self.state(py).blocking
     }
 
     #[setter(_asyncio_future_blocking)]
-    fn set_blocking(&mut self, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let value = value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))?;
-        self.blocking = value.is_truthy()?;
+    fn set_blocking(&self, py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let value = value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))?.is_truthy()?;
+        self.state_mut(py).blocking = value;
         Ok(())
     }
 
     #[getter]
-    fn _log_traceback(&self) -> bool {
-        self.log_traceback
+    fn _log_traceback(&self, py: Python<'_>) -> bool {
+        self.state(py).log_traceback
     }
 
     #[setter(_log_traceback)]
-    fn set_log_traceback(&mut self, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn set_log_traceback(&self, py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let value = value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))?;
         if value.is_truthy()? {
             return Err(PyValueError::new_err("_log_traceback can only be set to False"));
         }
-        self.log_traceback = false;
+        self.state_mut(py).log_traceback = false;
         Ok(())
     }
 
     #[getter]
     fn _loop(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.owner.as_ref().map(|o| o.event_loop.clone_ref(py))
+        self.state(py).owner.as_ref().map(|o| o.event_loop.clone_ref(py))
     }
 
     #[getter]
-    fn _state(&self) -> PyResult<&'static str> {
-        self.owner()?;
-        Ok(self.state.name())
+    fn _state(&self, py: Python<'_>) -> PyResult<&'static str> {
+        let this = self.state(py);
+        this.owner()?;
+        Ok(this.state.name())
     }
 
     #[getter]
     fn _result(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.result.as_ref().map(|r| r.clone_ref(py))
+        self.state(py).result.as_ref().map(|r| r.clone_ref(py))
     }
 
     #[getter]
     fn _exception(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.exception.as_ref().map(|e| e.clone_ref(py))
+        self.state(py).exception.as_ref().map(|e| e.clone_ref(py))
     }
 
     /// The pending callbacks as asyncio's C Future lists them: `[(callback, context), ...]`, or
     /// None when there are none.
     #[getter]
     fn _callbacks<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        if self.callbacks.is_empty() {
+        let entries = {
+            let this = self.state(py);
+            this.callbacks.iter().map(|(f, c)| (f.clone_ref(py), c.clone_ref(py))).collect::<Vec<_>>()
+        };
+        if entries.is_empty() {
             return Ok(None);
         }
-        let entries = self.callbacks.iter().map(|(f, c)| PyTuple::new(py, [f.bind(py), c.bind(py)])).collect::<PyResult<Vec<_>>>()?;
+        let entries = entries.into_iter().map(|(f, c)| PyTuple::new(py, [f, c])).collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, entries).map(Some)
     }
 
     #[getter]
     fn _source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.source_traceback.as_ref().map(|s| s.clone_ref(py))
+        self.state(py).source_traceback.as_ref().map(|s| s.clone_ref(py))
     }
 
     #[getter]
     fn _cancel_message(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.cancel_message.as_ref().map(|m| m.clone_ref(py))
+        self.state(py).cancel_message.as_ref().map(|m| m.clone_ref(py))
     }
 
     #[setter(_cancel_message)]
-    fn set_cancel_message(&mut self, value: Option<Py<PyAny>>) {
-        self.cancel_message = value;
+    fn set_cancel_message(&self, py: Python<'_>, value: Option<Py<PyAny>>) {
+        let earlier = std::mem::replace(&mut self.state_mut(py).cancel_message, value);
+        drop(earlier);
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Some(owner) = &self.owner {
+        let Some(this) = self.inner.borrow_in_gc() else { return Ok(()) };
+        if let Some(owner) = &this.owner {
             visit.call(&owner.event_loop)?;
         }
-        visit.call(&self.result)?;
-        visit.call(&self.exception)?;
-        visit.call(&self.exception_tb)?;
-        for (callback, context) in &self.callbacks {
+        visit.call(&this.result)?;
+        visit.call(&this.exception)?;
+        visit.call(&this.exception_tb)?;
+        for (callback, context) in &this.callbacks {
             visit.call(callback)?;
             visit.call(context)?;
         }
-        visit.call(&self.cancel_message)?;
-        visit.call(&self.cancelled_exc)?;
-        visit.call(&self.source_traceback)?;
+        visit.call(&this.cancel_message)?;
+        visit.call(&this.cancelled_exc)?;
+        visit.call(&this.source_traceback)?;
         Ok(())
     }
 
-    fn __clear__(&mut self) {
-        self.owner = None;
-        self.result = None;
-        self.exception = None;
-        self.exception_tb = None;
-        self.callbacks.clear();
-        self.cancel_message = None;
-        self.cancelled_exc = None;
-        self.source_traceback = None;
+    /// Breaks a cycle: lets go of everything the future holds except its state, after the borrow.
+    fn __clear__(&self) {
+        let cleared = self.inner.take_in_gc();
+        drop(cleared);
     }
 }

@@ -21,6 +21,7 @@
 pub mod bridge;
 pub mod event_loop;
 pub mod future;
+pub(crate) mod gil;
 pub mod offload;
 pub mod selector;
 pub mod sock;

@@ -82,7 +82,7 @@ impl Waiting {
     }
 
     fn is_over(&self, py: Python<'_>) -> bool {
-        self.future.bind(py).borrow().done()
+        self.future.get().done(py)
     }
 
     /// Ends the call from its own reader or writer, which is the one registered (a replaced one is

@@ -16,6 +16,8 @@
 //! As in [`Future`], no borrow of the task is held across a call into Python.
 
 use crate::future::{self, Finalized, Future, LoopRef, State};
+use crate::gil::GilRefCell;
+use std::cell::{Ref, RefMut};
 use pyo3::exceptions::{PyAttributeError, PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
@@ -36,8 +38,9 @@ enum Name {
 
 /// The functions of asyncio a task calls, looked up once (the C `Task` binds them once too).
 struct Asyncio {
-    enter_task: Py<PyAny>,
-    leave_task: Py<PyAny>,
+    /// `asyncio.tasks._current_tasks`, the dict (loop → task) that `asyncio.current_task()`
+    /// reads; the C `Task` writes it directly, and so does this one (see `enter`).
+    current_tasks: Py<PyDict>,
     register_task: Py<PyAny>,
     iscoroutine: Py<PyAny>,
     task_repr: Py<PyAny>,
@@ -53,8 +56,7 @@ fn asyncio(py: Python<'_>) -> PyResult<&'static Asyncio> {
         let base_tasks = py.import("asyncio.base_tasks")?;
         let get = |module: &Bound<'_, PyModule>, name: &str| module.getattr(name).map(Bound::unbind);
         Ok(Asyncio {
-            enter_task: get(&tasks, "_enter_task")?,
-            leave_task: get(&tasks, "_leave_task")?,
+            current_tasks: tasks.getattr("_current_tasks")?.cast_into::<PyDict>()?.unbind(),
             register_task: get(&tasks, "_register_task")?,
             iscoroutine: get(&py.import("asyncio.coroutines")?, "iscoroutine")?,
             task_repr: get(&base_tasks, "_task_repr")?,
@@ -142,10 +144,16 @@ pub(crate) fn call_task_callback(callback: &Bound<'_, PyAny>, args: &Bound<'_, P
 }
 
 /// An asyncio-compatible Task, driving a coroutine on any event loop. `mioloop.EventLoop`
-/// makes these in `create_task`.
-#[pyclass(extends = Future, subclass, module = "mioloop", name = "Task")]
+/// makes these in `create_task`. `frozen`, with its state in a [`GilRefCell`], as [`Future`].
+#[pyclass(frozen, extends = Future, subclass, module = "mioloop", name = "Task")]
 #[derive(Default)]
 pub struct Task {
+    inner: GilRefCell<TaskState>,
+}
+
+/// What a task holds, besides its future part.
+#[derive(Default)]
+struct TaskState {
     coro: Option<Py<PyAny>>,
     /// The `contextvars.Context` every step runs in.
     context: Option<Py<PyAny>>,
@@ -166,7 +174,21 @@ impl Finalized for Task {
     }
 }
 
+impl TaskState {
+    fn context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.context.as_ref().map(|c| c.clone_ref(py)).ok_or_else(|| PyRuntimeError::new_err("uninitialized Task object"))
+    }
+}
+
 impl Task {
+    fn state(&self, py: Python<'_>) -> Ref<'_, TaskState> {
+        self.inner.borrow(py)
+    }
+
+    fn state_mut(&self, py: Python<'_>) -> RefMut<'_, TaskState> {
+        self.inner.borrow_mut(py)
+    }
+
     /// A task running `coro` on `event_loop`, its first step scheduled: what
     /// `mioloop.EventLoop.create_task` returns.
     pub(crate) fn spawn<'py>(coro: &Bound<'py, PyAny>, event_loop: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>, context: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, Task>> {
@@ -180,7 +202,7 @@ impl Task {
     fn init(slf: &Bound<'_, Self>, coro: &Bound<'_, PyAny>, event_loop: Option<&Bound<'_, PyAny>>, name: Option<&Bound<'_, PyAny>>, context: Option<&Bound<'_, PyAny>>, eager_start: bool) -> PyResult<()> {
         let py = slf.py();
         Future::init(slf.as_super(), event_loop)?;
-        let earlier = std::mem::take(&mut *slf.borrow_mut());
+        let earlier = std::mem::take(&mut *slf.get().state_mut(py));
         drop(earlier); // outside the borrow: letting go of an old coroutine may run Python code
         // SAFETY: a valid object; PyCoro_CheckExact only reads its type.
         let is_coroutine = unsafe { ffi::PyCoro_CheckExact(coro.as_ptr()) } != 0 || asyncio(py)?.iscoroutine.bind(py).call1((coro,))?.is_truthy()?;
@@ -197,7 +219,7 @@ impl Task {
             None => future::copy_context(py)?,
         };
         {
-            let mut this = slf.borrow_mut();
+            let mut this = slf.get().state_mut(py);
             this.coro = Some(coro.clone().unbind());
             this.context = Some(context);
             this.name = Some(name);
@@ -218,25 +240,20 @@ impl Task {
 
     /// The task's loop (the [`LoopRef`] of its future part).
     fn owner<'py>(slf: &Bound<'py, Self>) -> PyResult<LoopRef<'py>> {
-        Ok(slf.as_super().borrow().owner()?.bind(slf.py()))
+        let py = slf.py();
+        Ok(slf.as_super().get().state(py).owner()?.bind(py))
     }
 
     fn event_loop<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         Ok(Self::owner(slf)?.event_loop)
     }
 
-    fn context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.context.as_ref().map(|c| c.clone_ref(py)).ok_or_else(|| PyRuntimeError::new_err("uninitialized Task object"))
-    }
-
     /// Schedules a step (with `exc` to throw into the coroutine) in the task's context.
     fn call_step_soon(slf: &Bound<'_, Self>, exc: Option<Py<PyAny>>) -> PyResult<()> {
         let py = slf.py();
         let step = Bound::new(py, TaskStep { task: slf.clone().unbind(), exc })?;
-        let (owner, context) = {
-            let this = slf.borrow();
-            (this.as_super().owner()?.bind(py), this.context(py)?)
-        };
+        let context = slf.get().state(py).context(py)?;
+        let owner = Self::owner(slf)?;
         owner.call_soon(step.as_any(), &PyTuple::empty(py), context)
     }
 
@@ -251,13 +268,33 @@ impl Task {
     /// `KeyboardInterrupt`) or a broken task; the coroutine's own exceptions end the task.
     pub(crate) fn step(slf: &Bound<'_, Self>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let py = slf.py();
-        let asyncio = asyncio(py)?;
+        let current_tasks = asyncio(py)?.current_tasks.bind(py);
         let event_loop = Self::event_loop(slf)?;
-        asyncio.enter_task.bind(py).call1((&event_loop, slf))?;
+        Self::enter(current_tasks, &event_loop, slf)?;
         let stepped = Self::step_within(slf, &event_loop, exc);
-        let left = asyncio.leave_task.bind(py).call1((&event_loop, slf));
+        let left = Self::leave(current_tasks, &event_loop, slf);
         stepped?;
-        left.map(drop)
+        left
+    }
+
+    /// asyncio's `_enter_task(loop, task)`, the dict operations without the call: the task
+    /// becomes the loop's current task, unless another one is.
+    fn enter(current_tasks: &Bound<'_, PyDict>, event_loop: &Bound<'_, PyAny>, task: &Bound<'_, Self>) -> PyResult<()> {
+        if let Some(current) = current_tasks.get_item(event_loop)? {
+            return Err(PyRuntimeError::new_err(format!("Cannot enter into task {} while another task {} is being executed.", task.repr()?, current.repr()?)));
+        }
+        current_tasks.set_item(event_loop, task)
+    }
+
+    /// asyncio's `_leave_task(loop, task)`: the loop has no current task again.
+    fn leave(current_tasks: &Bound<'_, PyDict>, event_loop: &Bound<'_, PyAny>, task: &Bound<'_, Self>) -> PyResult<()> {
+        match current_tasks.get_item(event_loop)? {
+            Some(current) if current.is(task) => current_tasks.del_item(event_loop),
+            current => {
+                let current = current.map_or_else(|| Ok("None".to_string()), |c| c.repr().map(|r| r.to_string()))?;
+                Err(PyRuntimeError::new_err(format!("Leaving task {} does not match the current task {current}.", task.repr()?)))
+            }
+        }
     }
 
     /// The step proper (the C `Task`'s `task_step_impl`).
@@ -265,13 +302,14 @@ impl Task {
         let py = slf.py();
         let future = slf.as_super();
         // One look at the task: is it still pending, was it cancelled meanwhile, what does it run.
-        let (coro, waiter, must_cancel) = {
-            let mut this = slf.borrow_mut();
-            if this.as_super().state() != State::Pending {
-                drop(this);
+        if future.get().state(py).state() != State::Pending {
+            {
                 let exc = exc.as_ref().map_or_else(|| Ok("None".to_string()), |e| e.repr().map(|r| r.to_string()))?;
                 return Err(future::invalid_state(py, format!("_step(): already done: {} {exc}", slf.repr()?)));
             }
+        }
+        let (coro, waiter, must_cancel) = {
+            let mut this = slf.get().state_mut(py);
             let coro = this.coro.as_ref().map(|c| c.bind(py).clone());
             (coro, this.fut_waiter.take(), std::mem::take(&mut this.must_cancel))
         };
@@ -280,7 +318,7 @@ impl Task {
         if must_cancel {
             let cancelled_error = future::asyncio_exception(py, &future::CANCELLED_ERROR, "CancelledError")?;
             if !exc.as_ref().map_or(Ok(false), |e| e.is_instance(&cancelled_error))? {
-                exc = Some(future.borrow_mut()._make_cancelled_error(py)?.into_bound(py));
+                exc = Some(future.get().state_mut(py).make_cancelled_error(py)?.into_bound(py));
             }
         }
         let coro = coro.ok_or_else(|| PyRuntimeError::new_err("uninitialized Task object"))?;
@@ -292,9 +330,9 @@ impl Task {
         match sent {
             Sent::Yield(awaited) => Self::wait_for(slf, event_loop, &awaited),
             Sent::Return(value) => {
-                if std::mem::take(&mut slf.borrow_mut().must_cancel) {
+                if std::mem::take(&mut slf.get().state_mut(py).must_cancel) {
                     // Cancelled just as the coroutine returned.
-                    let message = future.borrow().cancel_message.as_ref().map(|m| m.clone_ref(py));
+                    let message = future.get().state(py).cancel_message.as_ref().map(|m| m.clone_ref(py));
                     Future::cancel(future, message).map(drop)
                 } else {
                     Future::set_result(future, value.unbind())
@@ -329,9 +367,9 @@ impl Task {
         if is_native_future(awaited) {
             // mioloop's own futures: their state read, and the wake-up registered, directly.
             let wakeup = Bound::new(py, TaskWakeup { task: slf.clone().unbind() })?.into_any().unbind();
-            let context = slf.borrow().context(py)?;
+            let context = slf.get().state(py).context(py)?;
             let future = awaited.cast::<Future>()?;
-            let mut this = future.borrow_mut();
+            let mut this = future.get().state_mut(py);
             if !this.owner()?.event_loop.is(event_loop) {
                 drop(this);
                 return Self::call_error_soon(slf, different_loop()?);
@@ -361,7 +399,7 @@ impl Task {
                     }
                     awaited.setattr(intern!(py, "_asyncio_future_blocking"), false)?;
                     let kwargs = PyDict::new(py);
-                    kwargs.set_item(intern!(py, "context"), slf.borrow().context(py)?)?;
+                    kwargs.set_item(intern!(py, "context"), slf.get().state(py).context(py)?)?;
                     let wakeup = Bound::new(py, TaskWakeup { task: slf.clone().unbind() })?;
                     awaited.call_method(intern!(py, "add_done_callback"), (wakeup,), Some(&kwargs))?;
                 }
@@ -376,15 +414,16 @@ impl Task {
                 }
             }
         }
-        let cancel_message = {
-            let mut this = slf.borrow_mut();
+        let must_cancel = {
+            let mut this = slf.get().state_mut(py);
             this.fut_waiter = Some(awaited.clone().unbind());
-            this.must_cancel.then(|| this.as_super().cancel_message.as_ref().map(|m| m.clone_ref(py)))
+            this.must_cancel
         };
+        let cancel_message = must_cancel.then(|| slf.as_super().get().state(py).cancel_message.as_ref().map(|m| m.clone_ref(py)));
         if let Some(message) = cancel_message {
             // cancel() was called while the coroutine ran: pass it on to the future it now awaits.
             if awaited.call_method1(intern!(py, "cancel"), (message,))?.is_truthy()? {
-                slf.borrow_mut().must_cancel = false;
+                slf.get().state_mut(py).must_cancel = false;
             }
         }
         Ok(())
@@ -395,7 +434,7 @@ impl Task {
     fn wakeup(slf: &Bound<'_, Self>, awaited: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let outcome = if is_native_future(awaited) {
-            awaited.cast::<Future>()?.borrow_mut().result(py).map(drop)
+            awaited.cast::<Future>()?.get().result(py).map(drop)
         } else {
             awaited.call_method0(intern!(py, "result")).map(drop)
         };
@@ -412,7 +451,7 @@ impl Task {
         let event_loop = Self::event_loop(slf)?;
         let previous = tasks.call_method1(intern!(py, "_swap_current_task"), (&event_loop, slf))?;
         tasks.call_method1(intern!(py, "_register_eager_task"), (slf,))?;
-        let context = slf.borrow().context(py)?.into_bound(py);
+        let context = slf.get().state(py).context(py)?.into_bound(py);
         // SAFETY: a contextvars.Context; Enter and Exit are paired below.
         if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
             return Err(PyErr::fetch(py));
@@ -427,10 +466,10 @@ impl Task {
         stepped?;
         swapped?;
         unregistered?;
-        if slf.as_super().borrow().state() == State::Pending {
+        if !slf.as_super().get().done(py) {
             asyncio(py)?.register_task.bind(py).call1((slf,))?;
         } else {
-            let coro = slf.borrow_mut().coro.take();
+            let coro = slf.get().state_mut(py).coro.take();
             drop(coro);
         }
         Ok(())
@@ -440,10 +479,12 @@ impl Task {
     pub(crate) fn report_pending(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let (event_loop, source) = {
-            let Ok(this) = slf.try_borrow() else { return Ok(()) };
-            let future = this.as_super();
+            if !slf.get().inner.try_borrow_mut(py).is_some_and(|this| this.log_destroy_pending) {
+                return Ok(());
+            }
+            let Some(future) = slf.as_super().get().inner_try(py) else { return Ok(()) };
             let Ok(owner) = future.owner() else { return Ok(()) };
-            if !this.log_destroy_pending || future.state() != State::Pending {
+            if future.state() != State::Pending {
                 return Ok(());
             }
             (owner.event_loop.clone_ref(py), future.source_traceback().map(|s| s.clone_ref(py)))
@@ -480,14 +521,14 @@ impl Task {
     fn cancel(slf: &Bound<'_, Self>, msg: Option<Py<PyAny>>) -> PyResult<bool> {
         let py = slf.py();
         {
-            let mut future = slf.as_super().borrow_mut();
+            let mut future = slf.as_super().get().state_mut(py);
             future.log_traceback = false;
             if future.state() != State::Pending {
                 return Ok(false);
             }
         }
         let waiter = {
-            let mut this = slf.borrow_mut();
+            let mut this = slf.get().state_mut(py);
             this.num_cancels_requested += 1;
             this.fut_waiter.as_ref().map(|w| w.clone_ref(py))
         };
@@ -496,50 +537,52 @@ impl Task {
                 return Ok(true);
             }
         }
-        slf.borrow_mut().must_cancel = true;
-        let earlier = std::mem::replace(&mut slf.as_super().borrow_mut().cancel_message, msg);
+        slf.get().state_mut(py).must_cancel = true;
+        let earlier = std::mem::replace(&mut slf.as_super().get().state_mut(py).cancel_message, msg);
         drop(earlier);
         Ok(true)
     }
 
     /// How many cancellations are pending (asked for, not yet `uncancel`led).
-    fn cancelling(&self) -> u64 {
-        self.num_cancels_requested
+    fn cancelling(&self, py: Python<'_>) -> u64 {
+        self.state(py).num_cancels_requested
     }
 
     /// Withdraws one cancellation request; returns how many remain. From Python 3.13, withdrawing
     /// the last also withdraws a cancellation the coroutine has not seen yet.
-    fn uncancel(&mut self, py: Python<'_>) -> u64 {
-        if self.num_cancels_requested > 0 {
-            self.num_cancels_requested -= 1;
-            if self.num_cancels_requested == 0 && py.version_info() >= (3, 13) {
-                self.must_cancel = false;
+    fn uncancel(&self, py: Python<'_>) -> u64 {
+        let mut this = self.state_mut(py);
+        if this.num_cancels_requested > 0 {
+            this.num_cancels_requested -= 1;
+            if this.num_cancels_requested == 0 && py.version_info() >= (3, 13) {
+                this.must_cancel = false;
             }
         }
-        self.num_cancels_requested
+        this.num_cancels_requested
     }
 
     fn get_coro(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.coro.as_ref().map(|c| c.clone_ref(py))
+        self.state(py).coro.as_ref().map(|c| c.clone_ref(py))
     }
 
     fn get_context(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.context.as_ref().map(|c| c.clone_ref(py))
+        self.state(py).context.as_ref().map(|c| c.clone_ref(py))
     }
 
-    fn get_name(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let name = match self.name.as_ref() {
+    fn get_name(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let mut this = self.state_mut(py);
+        let name = match this.name.as_ref() {
             None => return Ok(py.None()),
             Some(Name::Given(name)) => return Ok(name.clone_ref(py)),
             Some(Name::Numbered(number)) => PyString::new(py, &format!("Task-{number}")).into_any().unbind(),
         };
-        self.name = Some(Name::Given(name.clone_ref(py)));
+        this.name = Some(Name::Given(name.clone_ref(py)));
         Ok(name)
     }
 
     fn set_name(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let name = if value.is_exact_instance_of::<PyString>() { value.clone() } else { value.str()?.into_any() };
-        let earlier = slf.borrow_mut().name.replace(Name::Given(name.unbind()));
+        let earlier = slf.get().state_mut(slf.py()).name.replace(Name::Given(name.unbind()));
         drop(earlier);
         Ok(())
     }
@@ -580,20 +623,20 @@ impl Task {
     }
 
     #[getter]
-    fn _log_destroy_pending(&self) -> bool {
-        self.log_destroy_pending
+    fn _log_destroy_pending(&self, py: Python<'_>) -> bool {
+        self.state(py).log_destroy_pending
     }
 
     #[setter(_log_destroy_pending)]
-    fn set_log_destroy_pending(&mut self, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let value = value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))?;
-        self.log_destroy_pending = value.is_truthy()?;
+    fn set_log_destroy_pending(&self, py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let value = value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))?.is_truthy()?;
+        self.state_mut(py).log_destroy_pending = value;
         Ok(())
     }
 
     #[getter]
-    fn _must_cancel(&self) -> bool {
-        self.must_cancel
+    fn _must_cancel(&self, py: Python<'_>) -> bool {
+        self.state(py).must_cancel
     }
 
     #[getter]
@@ -603,28 +646,28 @@ impl Task {
 
     #[getter]
     fn _fut_waiter(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.fut_waiter.as_ref().map(|w| w.clone_ref(py))
+        self.state(py).fut_waiter.as_ref().map(|w| w.clone_ref(py))
     }
 
     #[getter]
-    fn _num_cancels_requested(&self) -> u64 {
-        self.num_cancels_requested
+    fn _num_cancels_requested(&self, py: Python<'_>) -> u64 {
+        self.state(py).num_cancels_requested
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.coro)?;
-        visit.call(&self.context)?;
-        if let Some(Name::Given(name)) = &self.name {
+        let Some(this) = self.inner.borrow_in_gc() else { return Ok(()) };
+        visit.call(&this.coro)?;
+        visit.call(&this.context)?;
+        if let Some(Name::Given(name)) = &this.name {
             visit.call(name)?;
         }
-        visit.call(&self.fut_waiter)
+        visit.call(&this.fut_waiter)
     }
 
-    fn __clear__(&mut self) {
-        self.coro = None;
-        self.context = None;
-        self.name = None;
-        self.fut_waiter = None;
+    /// Breaks a cycle: lets go of everything the task holds, after the borrow.
+    fn __clear__(&self) {
+        let cleared = self.inner.take_in_gc();
+        drop(cleared);
     }
 }
 
