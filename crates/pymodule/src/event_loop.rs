@@ -24,7 +24,7 @@ use crate::selector::fileobj_to_fd;
 use event_loop::{Core, Job, Remote, TimerId, Turn};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{ffi, intern};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -393,6 +393,10 @@ pub struct EventLoopCore {
     waiters: std::sync::atomic::AtomicUsize,
     /// Rust futures bridged to this loop that were woken and wait to be polled (`bridge`).
     wakeups: Arc<Wakeups>,
+    /// Whether `call_soon` is still the native one (see `future::keeps_native_call_soon`), with
+    /// the version of the loop's class it was decided for; cleared when the loop's own
+    /// `call_soon` attribute is set or deleted (`__setattr__`).
+    native_call_soon: GilCell<Option<(u32, bool)>>,
 }
 
 /// A descriptor's `(reader, writer)` handles, each None when there is none.
@@ -453,9 +457,32 @@ impl EventLoopCore {
         outcome
     }
 
+    /// `object.__setattr__` (or `__delattr__` for `None`), forgetting whether `call_soon` is native.
+    fn set_attribute(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = slf.py();
+        if name.to_str()? == "call_soon" {
+            slf.get().native_call_soon.with(py, |cached| *cached = None);
+        }
+        let value = value.map_or(std::ptr::null_mut(), |v| v.as_ptr());
+        // SAFETY: valid objects (value may be NULL: deletion); returns -1 with an error set.
+        if unsafe { ffi::PyObject_GenericSetAttr(slf.as_ptr(), name.as_ptr(), value) } < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(())
+    }
+
     /// The queue of bridged Rust futures that were woken (see `bridge`).
     pub(crate) fn wakeups(&self) -> &Arc<Wakeups> {
         &self.wakeups
+    }
+
+    /// The cached answer of `future::keeps_native_call_soon` for a class of version `version`.
+    pub(crate) fn native_call_soon(&self, py: Python<'_>, version: u32) -> Option<bool> {
+        self.native_call_soon.with(py, |cached| cached.filter(|(v, _)| *v == version && version != 0).map(|(_, native)| native))
+    }
+
+    pub(crate) fn set_native_call_soon(&self, py: Python<'_>, version: u32, native: bool) {
+        self.native_call_soon.with(py, |cached| *cached = Some((version, native)));
     }
 
     /// asyncio's `loop.get_debug()`, read natively.
@@ -653,8 +680,19 @@ impl EventLoopCore {
             clock: Clock::new(),
             waiters: std::sync::atomic::AtomicUsize::new(0),
             wakeups: Wakeups::native(remote.clone()),
+            native_call_soon: GilCell::new(None),
             remote,
         })
+    }
+
+    /// Attributes are set as on any object; setting the loop's own `call_soon` (a test's
+    /// monkeypatch) also tells its futures to schedule through it.
+    fn __setattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        Self::set_attribute(slf, name, Some(value))
+    }
+
+    fn __delattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<()> {
+        Self::set_attribute(slf, name, None)
     }
 
     #[getter]

@@ -144,7 +144,24 @@ pub(crate) fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
 /// Whether `call_soon` on this loop is still the native one: a subclass that overrides it (to
 /// trace, say), or a test that replaces it on the loop itself, must see the callbacks of the
 /// loop's futures and tasks, as with asyncio's Future, which looks `call_soon` up every time.
+///
+/// The answer is kept on the loop for its class's current version (which changes when the class
+/// or a base is modified) until the loop's own `call_soon` attribute is set or deleted.
 fn keeps_native_call_soon(core: &Bound<'_, EventLoopCore>) -> PyResult<bool> {
+    let py = core.py();
+    // SAFETY: a live object's type, read only.
+    let version = unsafe { (*ffi::Py_TYPE(core.as_ptr())).tp_version_tag };
+    if let Some(native) = core.get().native_call_soon(py, version) {
+        return Ok(native);
+    }
+    let native = looks_up_native_call_soon(core)?;
+    // SAFETY: as above; the look-up may have given the class its version tag.
+    let version = unsafe { (*ffi::Py_TYPE(core.as_ptr())).tp_version_tag };
+    core.get().set_native_call_soon(py, version, native);
+    Ok(native)
+}
+
+fn looks_up_native_call_soon(core: &Bound<'_, EventLoopCore>) -> PyResult<bool> {
     static NATIVE_CALL_SOON: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let py = core.py();
     let native_call_soon = NATIVE_CALL_SOON.get_or_try_init(py, || py.get_type::<EventLoopCore>().getattr("call_soon").map(Bound::unbind))?;
@@ -510,18 +527,27 @@ unsafe extern "C" fn dealloc<T: Finalized>(object: *mut ffi::PyObject) {
 unsafe extern "C" fn finalize(object: *mut ffi::PyObject) {
     // SAFETY: CPython calls tp_finalize with the GIL held and the object alive.
     let py = unsafe { Python::assume_attached() };
-    let pending = PyErr::take(py);
     // SAFETY: `object` is alive for the duration of this call; we take a new reference.
     let any = unsafe { Bound::from_borrowed_ptr(py, object) };
-    if let Ok(task) = any.cast::<Task>() {
+    let Ok(future) = any.cast::<Future>() else { return };
+    let task = any.cast::<Task>().ok();
+    // Most futures die with nothing to report: they are let go without touching the error
+    // indicator (as asyncio's C Future does), which is one look at their state.
+    let report = match future.get().inner_try(py) {
+        Some(this) => this.log_traceback || (this.state == State::Pending && task.is_some_and(|t| t.get().logs_destroy_pending(py))),
+        None => true, // borrowed by the method the finalizer interrupts: the reports look again
+    };
+    if !report {
+        return;
+    }
+    let pending = PyErr::take(py);
+    if let Some(task) = task {
         if let Err(e) = Task::report_pending(task) {
             e.write_unraisable(py, Some(task.as_any()));
         }
     }
-    if let Ok(future) = any.cast::<Future>() {
-        if let Err(e) = report_unretrieved(future) {
-            e.write_unraisable(py, Some(future.as_any()));
-        }
+    if let Err(e) = report_unretrieved(future) {
+        e.write_unraisable(py, Some(future.as_any()));
     }
     if let Some(pending) = pending {
         pending.restore(py);

@@ -475,6 +475,11 @@ impl Task {
         Ok(())
     }
 
+    /// Whether the task would be reported if it were collected while pending.
+    pub(crate) fn logs_destroy_pending(&self, py: Python<'_>) -> bool {
+        self.inner.try_borrow_mut(py).is_none_or(|this| this.log_destroy_pending)
+    }
+
     /// asyncio's report of a task collected while pending, unless the task says not to.
     pub(crate) fn report_pending(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
