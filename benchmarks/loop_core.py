@@ -2,7 +2,9 @@
 
 Compares asyncio, uvloop, rloop and mioloop on the same workloads, interleaved in one run (loop A,
 loop B, ..., then again), and prints the median of each with its ratio to asyncio. Absolute numbers
-depend on the machine; ratios measured in one run are what to compare.
+depend on the machine; ratios measured in one run are what to compare. A last line says whether each
+loop runs a call_soon_threadsafe callback in the sender's context, as asyncio does: a loop that
+skips that copy does less per callback, and its threadsafe rate is not comparable.
 
     python benchmarks/loop_core.py [--rounds 5] [--quick]
 
@@ -11,6 +13,7 @@ Loops that are not installed are left out (pip install uvloop rloop).
 
 import argparse
 import asyncio
+import contextvars
 import statistics
 import threading
 import time
@@ -157,6 +160,23 @@ def wake_latency(loop, n, threads=4):
     return delays[len(delays) // 2] * 1e3, delays[int(len(delays) * 0.99)] * 1e3
 
 
+def threadsafe_keeps_context(loop):
+    """Whether a callback sent with call_soon_threadsafe runs in a copy of the sender's context,
+    as asyncio's contract says (a loop that skips the copy has less to do per callback)."""
+    variable = contextvars.ContextVar("sender", default="the loop's")
+    seen = loop.create_future()
+
+    def send():
+        variable.set("the sender's")
+        loop.call_soon_threadsafe(lambda: seen.set_result(variable.get()))
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    result = loop.run_until_complete(seen)
+    sender.join()
+    return result == "the sender's"
+
+
 # Sizes give each measurement a few tenths of a second on the fastest loop: shorter runs are
 # dominated by noise on a small shared machine.
 WORKLOADS = [
@@ -204,6 +224,8 @@ def main():
         values = {name: statistics.median(v[index] for v in latency[name]) for name in names}
         cells = [f"{values[n]:>8.3f} ms ({values[n] / values['asyncio']:4.1f}x)" for n in names]
         print(f"{'wake-up latency ' + label + ' (lower is better)':<{width}}" + "".join(f"{c:>20}" for c in cells))
+    keeps = {name: run_fresh(factories[name], lambda loop, _: threadsafe_keeps_context(loop), 0) for name in names}
+    print(f"{'threadsafe callback in sender context':<{width}}" + "".join(f"{'yes' if keeps[n] else 'NO':>20}" for n in names))
 
 
 if __name__ == "__main__":

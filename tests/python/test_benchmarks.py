@@ -11,10 +11,13 @@ from conftest import ROOT
 def test_loop_core_benchmark_prints_a_row_per_workload():
     out = subprocess.run([sys.executable, ROOT / "benchmarks" / "loop_core.py", "--quick", "--rounds", "1"],
                          check=True, capture_output=True, text=True, timeout=300).stdout
-    header, *rows = out.strip().splitlines()
+    header, *rows, context = out.strip().splitlines()
     assert header.split()[-1] == "mioloop" and "asyncio" in header
     assert len(rows) == 7
     assert all(row.count("x)") == len(header.split()) - 4 for row in rows), out
+    # asyncio's and mioloop's call_soon_threadsafe keep the sender's context
+    assert context.startswith("threadsafe callback in sender context") and context.split()[-1] == "yes", out
+    assert context.split()[len(context.split()) - len(header.split()) + 4] == "yes", out
 
 
 def test_futures_bridge_benchmark_prints_its_tables_and_writes_its_charts(tmp_path):
