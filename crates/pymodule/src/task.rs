@@ -301,13 +301,11 @@ impl Task {
     fn step_within(slf: &Bound<'_, Self>, event_loop: &Bound<'_, PyAny>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         let py = slf.py();
         let future = slf.as_super();
-        // One look at the task: is it still pending, was it cancelled meanwhile, what does it run.
         if future.get().state(py).state() != State::Pending {
-            {
-                let exc = exc.as_ref().map_or_else(|| Ok("None".to_string()), |e| e.repr().map(|r| r.to_string()))?;
-                return Err(future::invalid_state(py, format!("_step(): already done: {} {exc}", slf.repr()?)));
-            }
+            let exc = exc.as_ref().map_or_else(|| Ok("None".to_string()), |e| e.repr().map(|r| r.to_string()))?;
+            return Err(future::invalid_state(py, format!("_step(): already done: {} {exc}", slf.repr()?)));
         }
+        // One look at the task: what it runs, the future it waited for, a cancellation meanwhile.
         let (coro, waiter, must_cancel) = {
             let mut this = slf.get().state_mut(py);
             let coro = this.coro.as_ref().map(|c| c.bind(py).clone());
