@@ -201,6 +201,9 @@ impl Task {
     /// run at once for an eager task on a running loop).
     fn init(slf: &Bound<'_, Self>, coro: &Bound<'_, PyAny>, event_loop: Option<&Bound<'_, PyAny>>, name: Option<&Bound<'_, PyAny>>, context: Option<&Bound<'_, PyAny>>, eager_start: bool) -> PyResult<()> {
         let py = slf.py();
+        if eager_start && py.version_info() < (3, 12) {
+            return Err(PyTypeError::new_err("eager_start needs Python 3.12 or later (asyncio's eager tasks)"));
+        }
         Future::init(slf.as_super(), event_loop)?;
         let earlier = std::mem::take(&mut *slf.get().state_mut(py));
         drop(earlier); // outside the borrow: letting go of an old coroutine may run Python code
@@ -225,13 +228,8 @@ impl Task {
             this.name = Some(name);
             this.log_destroy_pending = true;
         }
-        if eager_start {
-            if py.version_info() < (3, 12) {
-                return Err(PyTypeError::new_err("eager_start needs Python 3.12 or later (asyncio's eager tasks)"));
-            }
-            if Self::event_loop(slf)?.call_method0(intern!(py, "is_running"))?.is_truthy()? {
-                return Self::eager_start(slf);
-            }
+        if eager_start && Self::event_loop(slf)?.call_method0(intern!(py, "is_running"))?.is_truthy()? {
+            return Self::eager_start(slf);
         }
         Self::call_step_soon(slf, None)?;
         asyncio(py)?.register_task.bind(py).call1((slf,))?;
