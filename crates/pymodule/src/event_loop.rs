@@ -381,7 +381,7 @@ impl CoreCell {
 #[pyclass(frozen, subclass, module = "mioloop", name = "_EventLoopCore")]
 pub struct EventLoopCore {
     core: CoreCell,
-    /// How other threads reach the loop without its mutex.
+    /// How other threads reach the loop while the core is out with the waiting loop thread.
     remote: Remote<Py<Handle>>,
     closed: AtomicBool,
     /// asyncio's `loop._debug` and `loop._stopping`, kept natively (BaseEventLoop reads and writes
