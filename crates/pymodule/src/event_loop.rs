@@ -24,6 +24,7 @@ use crate::selector::fileobj_to_fd;
 use event_loop::{Core, Job, Remote, TimerId, Turn};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::{ffi, intern};
 use std::os::fd::RawFd;
@@ -393,7 +394,7 @@ pub struct EventLoopCore {
     waiters: std::sync::atomic::AtomicUsize,
     /// Rust futures bridged to this loop that were woken and wait to be polled (`bridge`).
     wakeups: Arc<Wakeups>,
-    /// Whether `call_soon` is still the native one (see `future::keeps_native_call_soon`), with
+    /// Whether `call_soon` is still the native one (see `keeps_native_call_soon`), with
     /// the version of the loop's class it was decided for; cleared when the loop's own
     /// `call_soon` attribute is set or deleted (`__setattr__`).
     native_call_soon: GilCell<Option<(u32, bool)>>,
@@ -476,13 +477,44 @@ impl EventLoopCore {
         &self.wakeups
     }
 
-    /// The cached answer of `future::keeps_native_call_soon` for a class of version `version`.
-    pub(crate) fn native_call_soon(&self, py: Python<'_>, version: u32) -> Option<bool> {
-        self.native_call_soon.with(py, |cached| cached.filter(|(v, _)| *v == version && version != 0).map(|(_, native)| native))
+    /// Whether `call_soon` on this loop is still the native one: a subclass that overrides it (to
+    /// trace, say), or a test that replaces it on the loop itself, must see the callbacks of the
+    /// loop's futures and tasks, as with asyncio's Future, which looks `call_soon` up every time.
+    ///
+    /// The answer is kept on the loop for its class's current version (which changes when the class
+    /// or a base is modified) until the loop's own `call_soon` attribute is set or deleted.
+    pub(crate) fn keeps_native_call_soon(core: &Bound<'_, Self>) -> PyResult<bool> {
+        let py = core.py();
+        // SAFETY: a live object's type, read only.
+        let version = unsafe { (*ffi::Py_TYPE(core.as_ptr())).tp_version_tag };
+        let cached = core.get().native_call_soon.with(py, |cached| *cached);
+        if let Some((_, native)) = cached.filter(|(v, _)| *v == version && version != 0) {
+            return Ok(native);
+        }
+        let native = Self::looks_up_native_call_soon(core)?;
+        // SAFETY: as above; the look-up may have given the class its version tag.
+        let version = unsafe { (*ffi::Py_TYPE(core.as_ptr())).tp_version_tag };
+        core.get().native_call_soon.with(py, |cached| *cached = Some((version, native)));
+        Ok(native)
     }
 
-    pub(crate) fn set_native_call_soon(&self, py: Python<'_>, version: u32, native: bool) {
-        self.native_call_soon.with(py, |cached| *cached = Some((version, native)));
+    fn looks_up_native_call_soon(core: &Bound<'_, Self>) -> PyResult<bool> {
+        static NATIVE_CALL_SOON: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let py = core.py();
+        let native_call_soon = NATIVE_CALL_SOON.get_or_try_init(py, || py.get_type::<EventLoopCore>().getattr("call_soon").map(Bound::unbind))?;
+        if !core.get_type().getattr(intern!(py, "call_soon"))?.is(native_call_soon.bind(py)) {
+            return Ok(false);
+        }
+        // SAFETY: a valid object; returns a new reference to its __dict__, or NULL with an error set
+        // when it has none (the bare native core), which is then not replaced either.
+        let dict = unsafe { Bound::from_owned_ptr_or_opt(py, ffi::PyObject_GenericGetDict(core.as_ptr(), std::ptr::null_mut())) };
+        match dict {
+            Some(dict) => Ok(!dict.cast::<PyDict>()?.contains(intern!(py, "call_soon"))?),
+            None => {
+                PyErr::take(py);
+                Ok(true)
+            }
+        }
     }
 
     /// asyncio's `loop.get_debug()`, read natively.

@@ -135,49 +135,15 @@ fn not_initialized() -> PyErr {
     PyRuntimeError::new_err("Future object is not initialized.")
 }
 
+/// A setter's value: deleting the attribute is refused, as asyncio's C classes refuse it.
+pub(crate) fn assigned<'a, 'py>(value: Option<&'a Bound<'py, PyAny>>) -> PyResult<&'a Bound<'py, PyAny>> {
+    value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))
+}
+
 /// `contextvars.copy_context()`.
 pub(crate) fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
     // SAFETY: PyContext_CopyCurrent returns a new reference, or NULL with an exception set.
     Ok(unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? }.unbind())
-}
-
-/// Whether `call_soon` on this loop is still the native one: a subclass that overrides it (to
-/// trace, say), or a test that replaces it on the loop itself, must see the callbacks of the
-/// loop's futures and tasks, as with asyncio's Future, which looks `call_soon` up every time.
-///
-/// The answer is kept on the loop for its class's current version (which changes when the class
-/// or a base is modified) until the loop's own `call_soon` attribute is set or deleted.
-fn keeps_native_call_soon(core: &Bound<'_, EventLoopCore>) -> PyResult<bool> {
-    let py = core.py();
-    // SAFETY: a live object's type, read only.
-    let version = unsafe { (*ffi::Py_TYPE(core.as_ptr())).tp_version_tag };
-    if let Some(native) = core.get().native_call_soon(py, version) {
-        return Ok(native);
-    }
-    let native = looks_up_native_call_soon(core)?;
-    // SAFETY: as above; the look-up may have given the class its version tag.
-    let version = unsafe { (*ffi::Py_TYPE(core.as_ptr())).tp_version_tag };
-    core.get().set_native_call_soon(py, version, native);
-    Ok(native)
-}
-
-fn looks_up_native_call_soon(core: &Bound<'_, EventLoopCore>) -> PyResult<bool> {
-    static NATIVE_CALL_SOON: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let py = core.py();
-    let native_call_soon = NATIVE_CALL_SOON.get_or_try_init(py, || py.get_type::<EventLoopCore>().getattr("call_soon").map(Bound::unbind))?;
-    if !core.get_type().getattr(intern!(py, "call_soon"))?.is(native_call_soon.bind(py)) {
-        return Ok(false);
-    }
-    // SAFETY: a valid object; returns a new reference to its __dict__, or NULL with an error set
-    // when it has none (the bare native core), which is then not replaced either.
-    let dict = unsafe { Bound::from_owned_ptr_or_opt(py, ffi::PyObject_GenericGetDict(core.as_ptr(), std::ptr::null_mut())) };
-    match dict {
-        Some(dict) => Ok(!dict.cast::<PyDict>()?.contains(intern!(py, "call_soon"))?),
-        None => {
-            PyErr::take(py);
-            Ok(true)
-        }
-    }
 }
 
 /// `a == b` as Python's list operations compare (identity first, then `__eq__`).
@@ -209,7 +175,7 @@ impl FutureState {
 
     fn attach(&mut self, py: Python<'_>, event_loop: &Bound<'_, PyAny>, debug: bool) -> PyResult<()> {
         let native = match event_loop.cast::<EventLoopCore>() {
-            Ok(core) if keeps_native_call_soon(core)? => Some(core.clone().unbind()),
+            Ok(core) if EventLoopCore::keeps_native_call_soon(core)? => Some(core.clone().unbind()),
             _ => None,
         };
         self.owner = Some(Owner { event_loop: event_loop.clone().unbind(), native });
@@ -231,52 +197,44 @@ impl FutureState {
         Ok(PyErr::from_value(error))
     }
 
-    /// Adds a done callback to a pending future (a task's wake-up, registered under its borrow).
-    pub(crate) fn push_callback(&mut self, callback: Py<PyAny>, context: Py<PyAny>) {
-        debug_assert_eq!(self.state, State::Pending);
-        self.callbacks.push((callback, context));
+    /// What `result()` and `exception()` check first: the future is initialized, not cancelled
+    /// (`CancelledError`) and done (`InvalidStateError` with `pending`); its exception then counts
+    /// as retrieved.
+    fn retrieve(&mut self, py: Python<'_>, pending: &str) -> PyResult<()> {
+        if self.owner.is_none() {
+            // asyncio's C Future says this with InvalidStateError here, RuntimeError elsewhere.
+            return Err(invalid_state(py, "Future object is not initialized.".into()));
+        }
+        match self.state {
+            State::Cancelled => Err(self.cancelled_error(py)?),
+            State::Pending => Err(invalid_state(py, pending.into())),
+            State::Finished => {
+                self.log_traceback = false;
+                Ok(())
+            }
+        }
     }
 
     /// The result; raises the exception if one was set, `CancelledError` if cancelled, and
     /// `InvalidStateError` if the future is not done.
     pub(crate) fn result(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        if self.owner.is_none() {
-            // asyncio's C Future says this with InvalidStateError here, RuntimeError elsewhere.
-            return Err(invalid_state(py, "Future object is not initialized.".into()));
-        }
-        match self.state {
-            State::Cancelled => Err(self.cancelled_error(py)?),
-            State::Pending => Err(invalid_state(py, "Result is not set.".into())),
-            State::Finished => {
-                self.log_traceback = false;
-                if let Some(exception) = &self.exception {
-                    let exception = exception.bind(py);
-                    if let Some(tb) = &self.exception_tb {
-                        // As the C Future does: no Python code runs (the future is borrowed).
-                        // SAFETY: a valid exception instance and traceback; the call takes its own reference.
-                        unsafe { ffi::PyException_SetTraceback(exception.as_ptr(), tb.as_ptr()) };
-                    }
-                    return Err(PyErr::from_value(exception.clone()));
-                }
-                Ok(self.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py)))
+        self.retrieve(py, "Result is not set.")?;
+        if let Some(exception) = &self.exception {
+            let exception = exception.bind(py);
+            if let Some(tb) = &self.exception_tb {
+                // As the C Future does: no Python code runs (the future is borrowed).
+                // SAFETY: a valid exception instance and traceback; the call takes its own reference.
+                unsafe { ffi::PyException_SetTraceback(exception.as_ptr(), tb.as_ptr()) };
             }
+            return Err(PyErr::from_value(exception.clone()));
         }
+        Ok(self.result.as_ref().map_or_else(|| py.None(), |r| r.clone_ref(py)))
     }
 
     /// The exception set (or None); `CancelledError` if cancelled, `InvalidStateError` if pending.
     pub(crate) fn exception(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        if self.owner.is_none() {
-            // asyncio's C Future says this with InvalidStateError here, RuntimeError elsewhere.
-            return Err(invalid_state(py, "Future object is not initialized.".into()));
-        }
-        match self.state {
-            State::Cancelled => Err(self.cancelled_error(py)?),
-            State::Pending => Err(invalid_state(py, "Exception is not set.".into())),
-            State::Finished => {
-                self.log_traceback = false;
-                Ok(self.exception.as_ref().map(|e| e.clone_ref(py)))
-            }
-        }
+        self.retrieve(py, "Exception is not set.")?;
+        Ok(self.exception.as_ref().map(|e| e.clone_ref(py)))
     }
 
     /// The `CancelledError` for a cancelled future (asyncio's `gather` asks its children for it).
@@ -341,7 +299,6 @@ impl Future {
         Ok(Future { inner: GilRefCell::new(state) })
     }
 
-
     /// Runs `callback(future)` soon, in `context`, on the future's loop.
     fn call_soon(slf: &Bound<'_, Self>, owner: &LoopRef<'_>, callback: Py<PyAny>, context: Py<PyAny>) -> PyResult<()> {
         let py = slf.py();
@@ -365,7 +322,7 @@ impl Future {
     fn complete(slf: &Bound<'_, Self>, state: State, set: impl FnOnce(&mut FutureState)) -> PyResult<()> {
         let py = slf.py();
         let (callbacks, owner) = {
-            let mut this = slf.get().state_mut(slf.py());
+            let mut this = slf.get().state_mut(py);
             let owner = this.owner()?.bind(py);
             if this.state != State::Pending {
                 drop(this);
@@ -384,7 +341,7 @@ impl Future {
     /// `add_done_callback(callback, context=context)`, from Rust.
     pub(crate) fn add_callback(slf: &Bound<'_, Self>, callback: Py<PyAny>, context: Py<PyAny>) -> PyResult<()> {
         let py = slf.py();
-        let mut this = slf.get().state_mut(slf.py());
+        let mut this = slf.get().state_mut(py);
         let owner = this.owner()?;
         if this.state == State::Pending {
             this.callbacks.push((callback, context));
@@ -693,12 +650,12 @@ impl Future {
     /// afresh at each step and replaced at the end only by what survived.
     pub fn remove_done_callback(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>) -> PyResult<usize> {
         let py = slf.py();
-        slf.get().state(slf.py()).owner()?;
+        slf.get().state(py).owner()?;
         let mut kept = Vec::new();
         let mut index = 0;
         loop {
             let entry = {
-                let this = slf.get().state(slf.py());
+                let this = slf.get().state(py);
                 match this.callbacks.get(index) {
                     Some((f, c)) => (f.clone_ref(py), c.clone_ref(py)),
                     None => break,
@@ -709,7 +666,7 @@ impl Future {
             }
             index += 1;
         }
-        let mut this = slf.get().state_mut(slf.py());
+        let mut this = slf.get().state_mut(py);
         let before = this.callbacks.len();
         if kept.len() != before {
             this.callbacks = kept;
@@ -806,7 +763,7 @@ impl Future {
 
     #[setter(_asyncio_future_blocking)]
     fn set_blocking(&self, py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let value = value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))?.is_truthy()?;
+        let value = assigned(value)?.is_truthy()?;
         self.state_mut(py).blocking = value;
         Ok(())
     }
@@ -818,8 +775,7 @@ impl Future {
 
     #[setter(_log_traceback)]
     fn set_log_traceback(&self, py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let value = value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))?;
-        if value.is_truthy()? {
+        if assigned(value)?.is_truthy()? {
             return Err(PyValueError::new_err("_log_traceback can only be set to False"));
         }
         self.state_mut(py).log_traceback = false;

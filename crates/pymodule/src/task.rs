@@ -18,7 +18,7 @@
 use crate::future::{self, Finalized, Future, LoopRef, State};
 use crate::gil::GilRefCell;
 use std::cell::{Ref, RefMut};
-use pyo3::exceptions::{PyAttributeError, PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::PyTypeInfo;
@@ -124,23 +124,7 @@ pub(crate) fn is_native_future(object: &Bound<'_, PyAny>) -> bool {
 /// Runs a task's step or wake-up that a handle holds without a Python call (`Handle::run`);
 /// `None` for any other callback.
 pub(crate) fn call_task_callback(callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> Option<PyResult<()>> {
-    // Looked up once: this runs for every handle.
-    static TYPES: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
-    let py = callback.py();
-    let (step_type, wakeup_type) = *TYPES.get_or_init(|| (TaskStep::type_object_raw(py) as usize, TaskWakeup::type_object_raw(py) as usize));
-    // SAFETY: a valid object; its type pointer is only compared.
-    let class = unsafe { ffi::Py_TYPE(callback.as_ptr()) } as usize;
-    if class != step_type && class != wakeup_type {
-        return None;
-    }
-    if let Ok(step) = callback.cast_exact::<TaskStep>() {
-        return args.is_empty().then(|| step.get().run(callback.py()));
-    }
-    if let Ok(wakeup) = callback.cast_exact::<TaskWakeup>() {
-        let future = args.get_item(0).ok().filter(|_| args.len() == 1)?;
-        return Some(Task::wakeup(wakeup.get().task.bind(callback.py()), &future));
-    }
-    None
+    callback.cast_exact::<TaskCallback>().ok().map(|callback| callback.get().run(args))
 }
 
 /// An asyncio-compatible Task, driving a coroutine on any event loop. `mioloop.EventLoop`
@@ -249,7 +233,7 @@ impl Task {
     /// Schedules a step (with `exc` to throw into the coroutine) in the task's context.
     fn call_step_soon(slf: &Bound<'_, Self>, exc: Option<Py<PyAny>>) -> PyResult<()> {
         let py = slf.py();
-        let step = Bound::new(py, TaskStep { task: slf.clone().unbind(), exc })?;
+        let step = TaskCallback::new(slf, Call::Step { exc })?;
         let context = slf.get().state(py).context(py)?;
         let owner = Self::owner(slf)?;
         owner.call_soon(step.as_any(), &PyTuple::empty(py), context)
@@ -362,24 +346,19 @@ impl Task {
         let yield_instead = || -> PyResult<String> { Ok(format!("yield was used instead of yield from in task {} with {}", slf.repr()?, awaited.repr()?)) };
         if is_native_future(awaited) {
             // mioloop's own futures: their state read, and the wake-up registered, directly.
-            let wakeup = Bound::new(py, TaskWakeup { task: slf.clone().unbind() })?.into_any().unbind();
-            let context = slf.get().state(py).context(py)?;
             let future = awaited.cast::<Future>()?;
-            let mut this = future.get().state_mut(py);
-            if !this.owner()?.event_loop.is(event_loop) {
-                drop(this);
+            let (same_loop, blocking) = {
+                let mut this = future.get().state_mut(py);
+                (this.owner()?.event_loop.is(event_loop), this.take_blocking())
+            };
+            if !same_loop {
                 return Self::call_error_soon(slf, different_loop()?);
             }
-            if !this.take_blocking() {
-                drop(this);
+            if !blocking {
                 return Self::call_error_soon(slf, yield_instead()?);
             }
-            if this.state() == State::Pending {
-                this.push_callback(wakeup, context);
-            } else {
-                drop(this);
-                Future::add_callback(future, wakeup, context)?;
-            }
+            let context = slf.get().state(py).context(py)?;
+            Future::add_callback(future, TaskCallback::new(slf, Call::Wakeup)?.into_any().unbind(), context)?;
         } else if awaited.is_none() {
             // A bare `yield`: give the other callbacks one turn.
             return Self::call_step_soon(slf, None);
@@ -396,8 +375,7 @@ impl Task {
                     awaited.setattr(intern!(py, "_asyncio_future_blocking"), false)?;
                     let kwargs = PyDict::new(py);
                     kwargs.set_item(intern!(py, "context"), slf.get().state(py).context(py)?)?;
-                    let wakeup = Bound::new(py, TaskWakeup { task: slf.clone().unbind() })?;
-                    awaited.call_method(intern!(py, "add_done_callback"), (wakeup,), Some(&kwargs))?;
+                    awaited.call_method(intern!(py, "add_done_callback"), (TaskCallback::new(slf, Call::Wakeup)?,), Some(&kwargs))?;
                 }
                 _ => {
                     // SAFETY: a valid object; PyGen_Check only reads its type.
@@ -630,7 +608,7 @@ impl Task {
 
     #[setter(_log_destroy_pending)]
     fn set_log_destroy_pending(&self, py: Python<'_>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let value = value.ok_or_else(|| PyAttributeError::new_err("cannot delete attribute"))?.is_truthy()?;
+        let value = future::assigned(value)?.is_truthy()?;
         self.state_mut(py).log_destroy_pending = value;
         Ok(())
     }
@@ -672,36 +650,63 @@ impl Task {
     }
 }
 
-/// A scheduled step of a task (asyncio's `Task.__step`, bound): what its handles call.
-#[pyclass(frozen, module = "mioloop")]
-pub(crate) struct TaskStep {
-    task: Py<Task>,
-    /// The exception to throw into the coroutine, if any.
-    exc: Option<Py<PyAny>>,
+/// What a [`TaskCallback`] does when called.
+enum Call {
+    /// asyncio's `Task.__step`: resume the coroutine, throwing `exc` into it if there is one.
+    Step { exc: Option<Py<PyAny>> },
+    /// asyncio's `Task.__wakeup`, called with the future the task waited for.
+    Wakeup,
 }
 
-impl TaskStep {
-    fn run(&self, py: Python<'_>) -> PyResult<()> {
-        Task::step(self.task.bind(py), self.exc.as_ref().map(|e| e.bind(py).clone()))
+/// A task's step or wake-up, bound to the task: what its handles call, and the done callback it
+/// puts on the future it waits for. It shows a bound method's `__self__`, `__name__` and
+/// `__qualname__`, as asyncio's pure-Python Task's methods do, for handle reprs and tracers.
+#[pyclass(frozen, module = "mioloop")]
+pub(crate) struct TaskCallback {
+    task: Py<Task>,
+    call: Call,
+}
+
+impl TaskCallback {
+    fn new<'py>(task: &Bound<'py, Task>, call: Call) -> PyResult<Bound<'py, TaskCallback>> {
+        Bound::new(task.py(), TaskCallback { task: task.clone().unbind(), call })
+    }
+
+    fn run(&self, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let py = args.py();
+        let task = self.task.bind(py);
+        let expected = match self.call {
+            Call::Step { .. } => 0,
+            Call::Wakeup => 1,
+        };
+        if args.len() != expected {
+            return Err(PyTypeError::new_err(format!("{}() takes {expected} arguments but {} were given", self.__qualname__(), args.len())));
+        }
+        match &self.call {
+            Call::Step { exc } => Task::step(task, exc.as_ref().map(|e| e.bind(py).clone())),
+            Call::Wakeup => Task::wakeup(task, &args.get_item(0)?),
+        }
     }
 }
 
 #[pymethods]
-impl TaskStep {
-    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
-        self.run(py)
+impl TaskCallback {
+    #[pyo3(signature = (*args))]
+    fn __call__(&self, args: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.run(args)
     }
 
-    /// What asyncio's handle reprs show for it, as for asyncio's pure-Python Task, whose step is
-    /// a bound method: `__self__` is the task.
     #[getter]
     fn __qualname__(&self) -> &'static str {
-        "Task.__step"
+        match self.call {
+            Call::Step { .. } => "Task.__step",
+            Call::Wakeup => "Task.__wakeup",
+        }
     }
 
     #[getter]
     fn __name__(&self) -> &'static str {
-        "__step"
+        &self.__qualname__()["Task.".len()..]
     }
 
     #[getter]
@@ -711,39 +716,9 @@ impl TaskStep {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.task)?;
-        visit.call(&self.exc)
-    }
-}
-
-/// A task's wake-up (asyncio's `Task.__wakeup`, bound): the done callback it puts on the future
-/// it waits for.
-#[pyclass(frozen, module = "mioloop")]
-pub(crate) struct TaskWakeup {
-    task: Py<Task>,
-}
-
-#[pymethods]
-impl TaskWakeup {
-    fn __call__(&self, py: Python<'_>, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        Task::wakeup(self.task.bind(py), future)
-    }
-
-    #[getter]
-    fn __qualname__(&self) -> &'static str {
-        "Task.__wakeup"
-    }
-
-    #[getter]
-    fn __name__(&self) -> &'static str {
-        "__wakeup"
-    }
-
-    #[getter]
-    fn __self__(&self, py: Python<'_>) -> Py<Task> {
-        self.task.clone_ref(py)
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.task)
+        if let Call::Step { exc } = &self.call {
+            visit.call(exc)?;
+        }
+        Ok(())
     }
 }
