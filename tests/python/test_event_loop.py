@@ -164,6 +164,65 @@ def test_handles_look_like_asyncios(loop):
         reference.close()
 
 
+def test_call_soon_reads_its_arguments_as_python_would(loop):
+    """call_soon and call_soon_threadsafe are C methods reading their arguments in place: the
+    signature, and every mistake, as a Python `def call_soon(self, callback, *args, context=None)`."""
+    import contextvars
+    import inspect
+
+    for method in (loop.call_soon, loop.call_soon_threadsafe):
+        assert str(inspect.signature(method)) == "(callback, *args, context=None)"
+        name = method.__name__
+        with pytest.raises(TypeError, match=rf"^{name}\(\) missing 1 required positional argument: 'callback'$"):
+            method()
+        with pytest.raises(TypeError, match=rf"^{name}\(\) got multiple values for argument 'callback'$"):
+            method(print, callback=print)
+        with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument 'delay'$"):
+            method(print, delay=1)
+        with pytest.raises(TypeError, match=rf"a callable object was expected by {name}\(\), got 1"):
+            method(1)
+    with pytest.raises(TypeError, match="descriptor 'call_soon' .* doesn't apply to a 'list' object"):
+        type(loop).call_soon([], print)
+    with socket.socket() as sock, pytest.raises(TypeError, match=r"^_sock_recv_native\(\) takes exactly 2 arguments \(1 given\)$"):
+        loop._sock_recv_native(sock)
+    var = contextvars.ContextVar("var", default="default")
+    context = contextvars.copy_context()
+    context.run(var.set, "given")
+    seen = []
+    loop.call_soon(lambda *args: seen.append((args, var.get())), 1, 2)
+    loop.call_soon(callback=lambda: seen.append(((), var.get())))
+    loop.call_soon(lambda: seen.append(((), var.get())), context=context)
+    loop.call_soon_threadsafe(lambda a: seen.append(((a,), var.get())), 3, context=None)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [((1, 2), "default"), ((), "default"), ((), "given"), ((3,), "default")]
+
+
+def test_handles_are_reused_without_a_trace_of_their_past(loop):
+    """Freed handles are kept for the next ones: a recycled handle is a new object (weak references
+    to the old one are dead, and their callbacks ran), untracked like any one-shot handle, and other
+    handle classes (TimerHandle, a subclass) are never mixed in."""
+    notified = []
+    old = [loop.call_soon(print, i) for i in range(100)]
+    references = [weakref.ref(handle, notified.append) for handle in old]
+    for handle in old:
+        handle.cancel()
+    timers = [loop.call_later(3600, print) for _ in range(50)]
+    for timer in timers:
+        timer.cancel()
+    del old, handle, timers, timer
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert all(reference() is None for reference in references) and len(notified) == 100
+    new = [loop.call_soon(print, i) for i in range(150)]
+    assert all(type(handle) is mioloop.Handle and not gc.is_tracked(handle) for handle in new)
+    assert all(not handle.cancelled() and handle._args == (i,) for i, handle in enumerate(new))
+    assert {type(loop.call_later(1, print)) for _ in range(10)} == {mioloop.TimerHandle}
+    for handle in new:
+        handle.cancel()
+    gc.collect()
+
+
 def test_cancelled_handles_do_not_run_even_when_cancelled_from_another_thread(loop):
     ran = []
     loop.call_soon(ran.append, "cancelled").cancel()

@@ -90,6 +90,8 @@ pub struct Core<C> {
     remote: Arc<Shared<C>>,
     /// Registered descriptors with no watcher left (principle 9).
     parked: BTreeSet<RawFd>,
+    /// The last wait's ready descriptors: one buffer, kept from wait to wait.
+    io_ready: Vec<(RawFd, Events)>,
 }
 
 /// The part of the core that other threads reach through a [`Remote`].
@@ -191,7 +193,7 @@ impl<C> Core<C> {
             waker: Mutex::new(Some(waker)),
             wakeups: AtomicU64::new(0),
         });
-        Ok(Core { ready: VecDeque::new(), timers: Timers::default(), io, remote, parked: BTreeSet::new() })
+        Ok(Core { ready: VecDeque::new(), timers: Timers::default(), io, remote, parked: BTreeSet::new(), io_ready: Vec::new() })
     }
 
     /// A handle for other threads.
@@ -327,7 +329,8 @@ impl<C> Core<C> {
             Some(l) => Some(self.next_timeout().map_or(l, |w| w.min(l))),
             None => self.next_timeout(),
         };
-        let io = self.wait(wait)?;
+        let mut io = std::mem::take(&mut self.io_ready);
+        self.wait(wait, &mut io)?;
         // Principle 2: exactly the callbacks that were ready; whatever they schedule waits a turn.
         // The order is asyncio's: what was ready, then I/O, then due timers.
         if turn.is_empty() {
@@ -337,8 +340,8 @@ impl<C> Core<C> {
         } else {
             turn.append(&mut self.ready);
         }
-        for (fd, events) in io {
-            if self.parked.remove(&fd) {
+        for (fd, events) in io.drain(..) {
+            if !self.parked.is_empty() && self.parked.remove(&fd) {
                 // Ready, and nobody watches: level-triggered, it would be reported again. (The
                 // error of a descriptor closed since is not one, here and below.)
                 drop(self.io.unregister(fd));
@@ -351,6 +354,7 @@ impl<C> Core<C> {
                 turn.push_back(Job::Writable(fd));
             }
         }
+        self.io_ready = io;
         if self.timers.len() > 0 {
             self.timers.take_due(Instant::now(), |callback| turn.push_back(Job::Call(callback)));
         }
@@ -382,8 +386,8 @@ impl<C> Core<C> {
         }
     }
 
-    /// The selector wait, with the cross-thread hand-shake around it; returns the ready descriptors.
-    fn wait(&mut self, mut timeout: Option<Duration>) -> io::Result<Vec<(RawFd, Events)>> {
+    /// The selector wait, with the cross-thread hand-shake around it; appends the ready descriptors to `ready`.
+    fn wait(&mut self, mut timeout: Option<Duration>, ready: &mut Vec<(RawFd, Events)>) -> io::Result<()> {
         let may_sleep = timeout != Some(Duration::ZERO);
         if may_sleep {
             // About to sleep: what is parked now was not wanted back (principle 9).
@@ -401,7 +405,7 @@ impl<C> Core<C> {
             }
         }
         // Nothing to watch and no reason to sleep: the system call would only say "nothing".
-        let result = if timeout == Some(Duration::ZERO) && self.io.len() == self.parked.len() { Ok(Vec::new()) } else { self.io.wait(timeout) };
+        let result = if timeout == Some(Duration::ZERO) && self.io.len() == self.parked.len() { Ok(()) } else { self.io.wait_into(timeout, ready) };
         if may_sleep {
             shared.sleeping.store(false, Ordering::SeqCst);
         }
@@ -413,9 +417,9 @@ impl<C> Core<C> {
             }
         }
         match result {
-            Ok(ready) => Ok(ready),
+            Ok(()) => Ok(()),
             // Principle 8: a signal ends the wait; the turn goes on without I/O.
-            Err(SelectorError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(Vec::new()),
+            Err(SelectorError::Io(e)) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(selector_error(e)),
         }
     }

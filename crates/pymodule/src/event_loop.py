@@ -79,9 +79,6 @@ class EventLoop(_EventLoopCore, base_events.BaseEventLoop):  # noqa: F821 (provi
         """Sends all of `data`: asyncio's checks, attempt, retries and clean-up, native."""
         return await self._sock_sendall_native(sock, data)
 
-    _sock_recv_native = _sock_recv_native  # noqa: F821 (provided by the module)
-    _sock_sendall_native = _sock_sendall_native  # noqa: F821
-
     # The other sock_* coroutines are asyncio's own, reused on purpose: each tries the socket call at
     # once and, if it would block, waits for readiness with _add_reader/_add_writer, which are
     # native here (the core's selector over mio). Sendfile is asyncio's Unix one (os.sendfile).
@@ -109,10 +106,8 @@ class _SocketTransport(selector_events._SelectorSocketTransport):
     """asyncio's socket transport with its two per-message paths native (`transport.rs`): reading
     (recv, then data_received, or recv_into get_buffer() then buffer_updated) and write's
     send-at-once. The rest (connecting, closing, buffering, flow control, write_eof, set_protocol,
-    sendfile, errors) is asyncio's, on the same attributes."""
-
-    _read_ready = _transport_read_ready  # noqa: F821 (provided by the module)
-    write = _transport_write  # noqa: F821
+    sendfile, errors) is asyncio's, on the same attributes. The module sets `_read_ready` and
+    `write` on this class when it is imported."""
 
 
 def _run_unless_cancelled(handle):

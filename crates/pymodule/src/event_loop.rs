@@ -17,6 +17,7 @@
 //! the core to come back.
 
 use crate::bridge::Wakeups;
+use crate::cmethod::{self, MethodDef};
 use crate::future::Future;
 use crate::gil::GilCell;
 use crate::task::Task;
@@ -112,6 +113,81 @@ impl Drop for HandleContext {
         if *self.untracked.get_mut() {
             Python::attach(|py| self.retrack(py));
         }
+    }
+}
+
+/// Freed `Handle`s kept for the next ones, as CPython keeps freed tuples and frames: a busy loop
+/// makes and frees a handle per callback, and the allocator's round trip, with the garbage
+/// collector's bookkeeping, was a tenth of a `call_soon` chain's step (callgrind). Installed as
+/// the class's `tp_alloc` and `tp_free` by [`install_handle_free_list`]. Only exact `Handle`s are
+/// kept (a `TimerHandle` or a Python subclass is laid out differently), at most [`HANDLES_KEPT`].
+static FREE_HANDLES: GilCell<Vec<FreeHandle>> = GilCell::new(Vec::new());
+
+/// How many freed handles are kept: a few hundred kilobytes at most.
+const HANDLES_KEPT: usize = 4096;
+
+/// The `Handle` class, for the free list's type check (set once, by the installer).
+static HANDLE_CLASS: std::sync::atomic::AtomicPtr<ffi::PyTypeObject> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// A freed handle's memory: no longer an object, only the GIL's holder touches it.
+struct FreeHandle(std::ptr::NonNull<ffi::PyObject>);
+
+// SAFETY: the pointer is only used with the GIL held (the list is a `GilCell`).
+unsafe impl Send for FreeHandle {}
+
+pub(crate) fn install_handle_free_list(class: &Bound<'_, pyo3::types::PyType>) {
+    let class = class.as_type_ptr();
+    // SAFETY: pyo3's heap type for Handle, before any instance exists; patching slots and calling
+    // PyType_Modified is how CPython's own types are changed. A subclass made later inherits the
+    // slots, which leave its instances to CPython's allocator.
+    unsafe {
+        if HANDLE_CLASS.swap(class, Ordering::AcqRel).is_null() {
+            (*class).tp_alloc = Some(alloc_handle);
+            (*class).tp_free = Some(free_handle);
+            ffi::PyType_Modified(class);
+        }
+    }
+}
+
+/// `tp_alloc`: a kept handle, made an object again (with a reference to its class, as
+/// `PyType_GenericAlloc` makes one); pyo3 then writes every field.
+unsafe extern "C" fn alloc_handle(class: *mut ffi::PyTypeObject, items: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+    // SAFETY: CPython allocates with the GIL held.
+    let py = unsafe { Python::assume_attached() };
+    if items == 0 && class == HANDLE_CLASS.load(Ordering::Relaxed) {
+        if let Some(FreeHandle(memory)) = FREE_HANDLES.with(py, Vec::pop) {
+            // SAFETY: memory of a freed, untracked handle of this very class. It is left
+            // untracked: a handle holds no `__traverse__`, so the collector has nothing to find
+            // through it, and `new_handle` untracks a one-shot handle anyway.
+            return unsafe { ffi::PyObject_Init(memory.as_ptr(), class) };
+        }
+    }
+    // SAFETY: CPython's own allocation, for any class.
+    unsafe { ffi::PyType_GenericAlloc(class, items) }
+}
+
+/// `tp_free`: keeps an exact handle (pyo3 has dropped its fields and untracked it); frees
+/// anything else as CPython would.
+unsafe extern "C" fn free_handle(memory: *mut std::ffi::c_void) {
+    // SAFETY: CPython frees with the GIL held.
+    let py = unsafe { Python::assume_attached() };
+    let object: *mut ffi::PyObject = memory.cast();
+    // SAFETY: `object` is a dead object whose type pointer is still readable.
+    let class = unsafe { ffi::Py_TYPE(object) };
+    if class == HANDLE_CLASS.load(Ordering::Relaxed) {
+        if let Some(object) = std::ptr::NonNull::new(object) {
+            let kept = FREE_HANDLES.with(py, |kept| kept.len() < HANDLES_KEPT && {
+                kept.push(FreeHandle(object));
+                true
+            });
+            if kept {
+                return;
+            }
+        }
+    }
+    // SAFETY: the inverse of PyType_GenericAlloc for the object's class.
+    unsafe {
+        if ffi::PyType_IS_GC(class) != 0 { ffi::PyObject_GC_Del(memory) } else { ffi::PyObject_Free(memory) }
     }
 }
 
@@ -565,6 +641,29 @@ impl EventLoopCore {
         }
     }
 
+    /// `call_soon` (`threadsafe` false) and `call_soon_threadsafe`: a handle for `callback(*args)`
+    /// in `context` (a copy of the current one by default), scheduled for the next turn. From
+    /// another thread, while the loop waits, it goes through the remote queue, which wakes the loop
+    /// (once per batch). Debug mode adds asyncio's checks: the calling thread (not for
+    /// `call_soon_threadsafe`), and coroutine functions.
+    fn call_soon(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>, threadsafe: bool) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let this = slf.get();
+        this.check_open()?;
+        let method = if threadsafe { "call_soon_threadsafe" } else { "call_soon" };
+        check_callback(callback, method)?;
+        if !threadsafe {
+            Self::debug_checks(slf, callback, method)?;
+        } else if this.debug.load(Ordering::Relaxed) {
+            slf.call_method1(intern!(py, "_check_callback"), (callback, method))?;
+        }
+        let handle = Self::new_handle(slf, callback, args, context, false)?;
+        // Straight onto the ready queue when the loop is not waiting (keeping the order of calls
+        // from all threads, as asyncio's single deque does); through the remote queue when it is.
+        this.schedule(py, handle.clone_ref(py))?;
+        Ok(handle)
+    }
+
     pub(crate) fn watch(slf: &Bound<'_, Self>, fileobj: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, write: bool) -> PyResult<Py<Handle>> {
         let this = slf.get();
         this.check_open()?;
@@ -754,34 +853,6 @@ impl EventLoopCore {
         self.clock.now()
     }
 
-    /// Runs `callback(*args)` on the next turn, in `context` (a copy of the current one by default).
-    #[pyo3(signature = (callback, *args, context = None))]
-    fn call_soon(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>) -> PyResult<Py<Handle>> {
-        let this = slf.get();
-        this.check_open()?;
-        check_callback(callback, "call_soon")?;
-        Self::debug_checks(slf, callback, "call_soon")?;
-        let handle = Self::new_handle(slf, callback, args, context, false)?;
-        this.schedule(slf.py(), handle.clone_ref(slf.py()))?;
-        Ok(handle)
-    }
-
-    /// `call_soon` for other threads: wakes the loop if it sleeps (once per batch).
-    #[pyo3(signature = (callback, *args, context = None))]
-    fn call_soon_threadsafe(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>) -> PyResult<Py<Handle>> {
-        let this = slf.get();
-        this.check_open()?;
-        check_callback(callback, "call_soon_threadsafe")?;
-        if this.debug.load(Ordering::Relaxed) {
-            slf.call_method1(intern!(slf.py(), "_check_callback"), (callback, "call_soon_threadsafe"))?;
-        }
-        let handle = Self::new_handle(slf, callback, args, context, false)?;
-        // Straight onto the ready queue when the loop is not waiting (keeping the order of calls
-        // from all threads, as asyncio's single deque does); through the remote queue when it is.
-        this.schedule(slf.py(), handle.clone_ref(slf.py()))?;
-        Ok(handle)
-    }
-
     /// Runs `callback(*args)` at loop time `when` (never before).
     #[pyo3(signature = (when, callback, *args, context = None))]
     fn call_at(slf: &Bound<'_, Self>, when: Option<f64>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>) -> PyResult<Py<TimerHandle>> {
@@ -950,5 +1021,110 @@ impl EventLoopCore {
             }
         }
         Ok(())
+    }
+}
+
+/// `call_soon` and `call_soon_threadsafe` as CPython's own methods are made ([`crate::cmethod`]):
+/// they are the loop's most frequent calls.
+static CALL_SOON: MethodDef = MethodDef::new(
+    c"call_soon",
+    c"call_soon($self, callback, *args, context=None)\n--\n\nRuns `callback(*args)` on the next turn, in `context` (a copy of the current one by default).",
+    ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: call_soon_entry::<false> },
+    ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+);
+
+static CALL_SOON_THREADSAFE: MethodDef = MethodDef::new(
+    c"call_soon_threadsafe",
+    c"call_soon_threadsafe($self, callback, *args, context=None)\n--\n\n`call_soon` for other threads: wakes the loop if it waits (once per batch).",
+    ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: call_soon_entry::<true> },
+    ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+);
+
+/// Puts `call_soon` and `call_soon_threadsafe` on `_EventLoopCore`; called once, when the module
+/// is made.
+pub(crate) fn install_call_soon(class: &Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
+    CALL_SOON.install(class)?;
+    CALL_SOON_THREADSAFE.install(class)
+}
+
+/// The C function of `call_soon` (`THREADSAFE` false) and `call_soon_threadsafe`.
+unsafe extern "C" fn call_soon_entry<const THREADSAFE: bool>(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls a method with the GIL held. `slf` is an instance of `_EventLoopCore`
+    // (the descriptor checks that), and the vector holds `nargs` positional arguments followed by
+    // one value per name in `kwnames`.
+    unsafe {
+        cmethod::enter(|py| {
+            let slf = Bound::from_borrowed_ptr(py, slf).cast_into_unchecked::<EventLoopCore>();
+            let handle = if nargs == 1 && kwnames.is_null() {
+                // The usual call, `call_soon(callback)`, read without more ado.
+                let callback = Bound::from_borrowed_ptr(py, *args);
+                EventLoopCore::call_soon(&slf, &callback, &empty_tuple(py), None, THREADSAFE)?
+            } else {
+                let method = if THREADSAFE { "call_soon_threadsafe" } else { "call_soon" };
+                let arguments = CallSoonArguments::read(py, args, nargs, kwnames).map_err(|message| PyTypeError::new_err(format!("{method}() {message}")))?;
+                EventLoopCore::call_soon(&slf, &arguments.callback, &arguments.args?, arguments.context, THREADSAFE)?
+            };
+            Ok(handle.into_bound(py).into_any())
+        })
+    }
+}
+
+/// `()`, the arguments of most callbacks: CPython's one empty tuple, kept at hand.
+pub(crate) fn empty_tuple(py: Python<'_>) -> Bound<'_, PyTuple> {
+    static EMPTY: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+    EMPTY.get_or_init(py, || PyTuple::empty(py).unbind()).bind(py).clone()
+}
+
+/// What `call_soon(callback, *args, context=None)` was given.
+struct CallSoonArguments<'py> {
+    callback: Bound<'py, PyAny>,
+    args: PyResult<Bound<'py, PyTuple>>,
+    /// `None` when not given, or given as None.
+    context: Option<Py<PyAny>>,
+}
+
+impl<'py> CallSoonArguments<'py> {
+    /// Reads a vectorcall's arguments by Python's rules for that signature; a mistake is
+    /// described as Python would, after the method's name.
+    ///
+    /// # Safety
+    /// `args` holds `nargs` positional arguments, then one value per name in `kwnames` (a tuple of
+    /// strings, or NULL), all valid for the call.
+    unsafe fn read(py: Python<'py>, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> Result<Self, String> {
+        let positional: &[*mut ffi::PyObject] = match nargs {
+            0 => &[],
+            // SAFETY: as the caller promises.
+            n => unsafe { std::slice::from_raw_parts(args, n as usize) },
+        };
+        // SAFETY: (here and below) borrowed references, valid for the call, as the caller promises.
+        let mut callback = positional.first().map(|&p| unsafe { Bound::from_borrowed_ptr(py, p) });
+        let mut context = None;
+        if !kwnames.is_null() {
+            // SAFETY: CPython passes a tuple of names, and their values right after the positionals.
+            let names = unsafe { Bound::from_borrowed_ptr(py, kwnames).cast_into_unchecked::<PyTuple>() };
+            for (i, name) in names.iter().enumerate() {
+                // SAFETY: as above.
+                let value = unsafe { Bound::from_borrowed_ptr(py, *args.offset(nargs + i as ffi::Py_ssize_t)) };
+                let name = name.cast_into::<PyString>().map_err(|_| "keywords must be strings".to_string())?;
+                match name.to_str().unwrap_or_default() {
+                    "context" => context = Some(value).filter(|v| !v.is_none()).map(Bound::unbind),
+                    "callback" if callback.is_some() => return Err("got multiple values for argument 'callback'".into()),
+                    "callback" => callback = Some(value),
+                    other => return Err(format!("got an unexpected keyword argument '{other}'")),
+                }
+            }
+        }
+        let callback = callback.ok_or_else(|| "missing 1 required positional argument: 'callback'".to_string())?;
+        let args = match positional.get(1..) {
+            // SAFETY: as above.
+            Some(rest) if !rest.is_empty() => PyTuple::new(py, rest.iter().map(|&p| unsafe { Bound::from_borrowed_ptr(py, p) })),
+            _ => Ok(empty_tuple(py)),
+        };
+        Ok(CallSoonArguments { callback, args, context })
     }
 }

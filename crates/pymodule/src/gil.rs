@@ -18,7 +18,7 @@ pub(crate) struct GilCell<T>(UnsafeCell<T>);
 unsafe impl<T: Send> Sync for GilCell<T> {}
 
 impl<T> GilCell<T> {
-    pub(crate) fn new(value: T) -> Self {
+    pub(crate) const fn new(value: T) -> Self {
         GilCell(UnsafeCell::new(value))
     }
 

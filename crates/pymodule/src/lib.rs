@@ -19,6 +19,7 @@
 //! | its `sock_recv`, `sock_sendall` | [`sock`]: asyncio's checks, native attempts and retries | *Sockets on the loop* |
 
 pub mod bridge;
+pub(crate) mod cmethod;
 pub mod event_loop;
 pub mod future;
 pub(crate) mod gil;
@@ -48,22 +49,18 @@ pub mod mioloop {
         module.add("__version__", env!("CARGO_PKG_VERSION"))?;
         crate::future::install_slots::<crate::future::Future>(&py.get_type::<crate::future::Future>());
         crate::future::install_slots::<crate::task::Task>(&py.get_type::<crate::task::Task>());
+        crate::event_loop::install_handle_free_list(&py.get_type::<crate::event_loop::Handle>());
+        let core = py.get_type::<crate::event_loop::EventLoopCore>();
+        crate::event_loop::install_call_soon(&core)?;
+        crate::sock::install(&core)?;
         // The Python half of EventLoop: asyncio's BaseEventLoop on top of the native core.
         let namespace = pyo3::types::PyDict::new(py);
-        namespace.set_item("_EventLoopCore", py.get_type::<crate::event_loop::EventLoopCore>())?;
+        namespace.set_item("_EventLoopCore", &core)?;
         namespace.set_item("__name__", "mioloop")?;
-        // The socket transport's hot paths (`transport`), bound as methods.
-        let read_ready = pyo3::wrap_pyfunction!(crate::transport::read_ready, module)?;
-        namespace.set_item("_transport_read_ready", crate::transport::instance_method(read_ready.as_any())?)?;
-        let write = pyo3::wrap_pyfunction!(crate::transport::write, module)?;
-        namespace.set_item("_transport_write", crate::transport::instance_method(write.as_any())?)?;
-        // sock_recv and sock_sendall below asyncio's checks (`sock`), bound as methods.
-        let sock_recv = pyo3::wrap_pyfunction!(crate::sock::sock_recv, module)?;
-        namespace.set_item("_sock_recv_native", crate::transport::instance_method(sock_recv.as_any())?)?;
-        let sock_sendall = pyo3::wrap_pyfunction!(crate::sock::sock_sendall, module)?;
-        namespace.set_item("_sock_sendall_native", crate::transport::instance_method(sock_sendall.as_any())?)?;
         let source = std::ffi::CString::new(include_str!("event_loop.py")).expect("no NUL in event_loop.py");
         py.run(&source, Some(&namespace), None)?;
+        // The socket transport's two per-message paths (`transport`), as methods of its class.
+        crate::transport::install(namespace.get_item("_SocketTransport")?.expect("defined by event_loop.py").cast()?)?;
         for name in ["EventLoop", "new_event_loop", "EventLoopPolicy"] {
             module.add(name, namespace.get_item(name)?.expect("defined by event_loop.py"))?;
         }

@@ -15,6 +15,7 @@
 //! them, and await what these return: a `mioloop.Future`, done at once when the socket did not have
 //! to wait.
 
+use crate::cmethod::{self, MethodDef};
 use crate::event_loop::{EventLoopCore, Handle};
 use crate::future::Future;
 use crate::transport::{Io, recv, send, with_receive_buffer};
@@ -22,8 +23,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::sync::PyOnceLock;
 use pyo3::prelude::*;
 use pyo3::{PyClass, PyClassInitializer};
-use pyo3::types::{PyBytes, PyTuple, PyType};
-use pyo3::{buffer::PyUntypedBuffer, intern};
+use pyo3::types::{PyBytes, PyType};
+use pyo3::{buffer::PyUntypedBuffer, ffi, intern};
 use std::os::fd::RawFd;
 use std::sync::{Mutex, OnceLock};
 
@@ -115,7 +116,7 @@ fn wait_with<T: Retry>(event_loop: &Bound<'_, EventLoopCore>, retry: T) -> PyRes
     let (fd, write, future) = (waiting.fd, waiting.write, waiting.future.clone_ref(py));
     let retry = Bound::new(py, retry)?;
     let fd_object = fd.into_pyobject(py)?.into_any();
-    let handle = EventLoopCore::watch(event_loop, &fd_object, retry.as_any(), &PyTuple::empty(py), write)?;
+    let handle = EventLoopCore::watch(event_loop, &fd_object, retry.as_any(), &crate::event_loop::empty_tuple(py), write)?;
     let clean_up = Py::new(py, CleanUp { event_loop: event_loop.clone().unbind(), fd, handle, write })?;
     Future::add_done_callback(future.bind(py), clean_up.clone_ref(py).into_any(), None)?;
     let _ = retry.get().waiting().clean_up.set(clean_up);
@@ -132,7 +133,6 @@ fn recv_bytes<'py>(py: Python<'py>, fd: RawFd, n: usize) -> Result<Bound<'py, Py
 }
 
 /// `loop.sock_recv(sock, n)`: a future of the bytes.
-#[pyfunction]
 pub fn sock_recv<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'py, PyAny>, n: isize) -> PyResult<Bound<'py, Future>> {
     let py = event_loop.py();
     check_socket(event_loop, sock)?;
@@ -151,7 +151,6 @@ pub fn sock_recv<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'py, 
 /// `loop.sock_sendall(sock, data)`: a future of None once the kernel has taken every byte. What
 /// the first attempt did not send is copied, so a bytearray changed after the call does not change
 /// what is sent.
-#[pyfunction]
 pub fn sock_sendall<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'py, PyAny>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Future>> {
     let py = event_loop.py();
     check_socket(event_loop, sock)?;
@@ -263,5 +262,60 @@ impl CleanUp {
         }
         let fd = self.fd.into_pyobject(py)?.into_any();
         EventLoopCore::unwatch(self.event_loop.bind(py), &fd, self.write).map(drop)
+    }
+}
+
+static SOCK_RECV: MethodDef = MethodDef::new(
+    c"_sock_recv_native",
+    c"_sock_recv_native($self, sock, n, /)\n--\n\nA future of the bytes of one recv(n) (`sock_recv` awaits it).",
+    ffi::PyMethodDefPointer { PyCFunctionFast: sock_recv_entry },
+    ffi::METH_FASTCALL,
+);
+
+static SOCK_SENDALL: MethodDef = MethodDef::new(
+    c"_sock_sendall_native",
+    c"_sock_sendall_native($self, sock, data, /)\n--\n\nA future of None once every byte is sent (`sock_sendall` awaits it).",
+    ffi::PyMethodDefPointer { PyCFunctionFast: sock_sendall_entry },
+    ffi::METH_FASTCALL,
+);
+
+/// Puts `_sock_recv_native` and `_sock_sendall_native` on `_EventLoopCore`.
+pub(crate) fn install(class: &Bound<'_, PyType>) -> PyResult<()> {
+    SOCK_RECV.install(class)?;
+    SOCK_SENDALL.install(class)
+}
+
+/// The two arguments of a call, or the TypeError Python would raise.
+///
+/// # Safety
+/// `args` holds `nargs` borrowed references, valid for the call.
+unsafe fn two_arguments<'py>(py: Python<'py>, method: &str, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    if nargs != 2 {
+        return Err(PyTypeError::new_err(format!("{method}() takes exactly 2 arguments ({nargs} given)")));
+    }
+    // SAFETY: as the caller promises.
+    unsafe { Ok((Bound::from_borrowed_ptr(py, *args), Bound::from_borrowed_ptr(py, *args.add(1)))) }
+}
+
+unsafe extern "C" fn sock_recv_entry(event_loop: *mut ffi::PyObject, args: *mut *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls the method with the GIL held, on an `_EventLoopCore` (the descriptor
+    // checks that), with `nargs` arguments in `args`.
+    unsafe {
+        cmethod::enter(|py| {
+            let (sock, n) = two_arguments(py, "_sock_recv_native", args, nargs)?;
+            let event_loop = Bound::from_borrowed_ptr(py, event_loop).cast_into_unchecked::<EventLoopCore>();
+            sock_recv(&event_loop, &sock, n.extract()?).map(Bound::into_any)
+        })
+    }
+}
+
+unsafe extern "C" fn sock_sendall_entry(event_loop: *mut ffi::PyObject, args: *mut *mut ffi::PyObject, nargs: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+    // SAFETY: as above.
+    unsafe {
+        cmethod::enter(|py| {
+            let (sock, data) = two_arguments(py, "_sock_sendall_native", args, nargs)?;
+            let event_loop = Bound::from_borrowed_ptr(py, event_loop).cast_into_unchecked::<EventLoopCore>();
+            sock_sendall(&event_loop, &sock, &data).map(Bound::into_any)
+        })
     }
 }

@@ -124,7 +124,12 @@ pub(crate) fn is_native_future(object: &Bound<'_, PyAny>) -> bool {
 /// Runs a task's step or wake-up that a handle holds without a Python call (`Handle::run`);
 /// `None` for any other callback.
 pub(crate) fn call_task_callback(callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> Option<PyResult<()>> {
-    callback.cast_exact::<TaskCallback>().ok().map(|callback| callback.get().run(args))
+    // SAFETY: a valid object; its type pointer is only compared.
+    if unsafe { ffi::Py_TYPE(callback.as_ptr()) } != TaskCallback::type_object_raw(callback.py()) {
+        return None;
+    }
+    // SAFETY: exactly a TaskCallback, checked above.
+    Some(unsafe { callback.cast_unchecked::<TaskCallback>() }.get().run(args))
 }
 
 /// An asyncio-compatible Task, driving a coroutine on any event loop. `mioloop.EventLoop`
@@ -236,7 +241,7 @@ impl Task {
         let step = TaskCallback::new(slf, Call::Step { exc })?;
         let context = slf.get().state(py).context(py)?;
         let owner = Self::owner(slf)?;
-        owner.call_soon(step.as_any(), &PyTuple::empty(py), context)
+        owner.call_soon(step.as_any(), &crate::event_loop::empty_tuple(py), context)
     }
 
     /// Schedules a step that throws `RuntimeError(message)` into the coroutine.

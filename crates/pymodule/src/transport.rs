@@ -15,15 +15,18 @@
 //!   including what the kernel did not take, is asyncio's own `write` (its buffer, its writer
 //!   callback, its flow control).
 //!
-//! They are installed as methods of the subclass by [`instance_method`] (CPython's binding wrapper
-//! for a C function), so `transport.write` binds as a Python method does.
+//! They are installed on the subclass as CPython's own methods are made ([`install`],
+//! [`crate::cmethod`]): `transport.write(data)` calls the C function directly, with no bound method
+//! and no pyo3 wrapper in between. They read asyncio's state from the transport's `__dict__`
+//! ([`State`]).
 
+use crate::cmethod::{self, MethodDef};
 use crate::selector::os_error;
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyBytes, PyMemoryView};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PyString, PyType};
 use pyo3::{ffi, intern};
 use std::cell::RefCell;
 
@@ -77,6 +80,53 @@ pub(crate) fn send(fd: i32, data: &[u8]) -> Io {
     io_result(unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) })
 }
 
+/// A transport's state as asyncio keeps it, in instance attributes, read from the instance's
+/// `__dict__`: `getattr` first searches the class hierarchy (for a property of the same name),
+/// which, for the nine reads per message, was a sixth of the echo server's instructions in user
+/// space. asyncio's transports have no such properties; a name missing from the dictionary is
+/// looked up with `getattr` all the same.
+struct State<'a, 'py> {
+    transport: &'a Bound<'py, PyAny>,
+    dict: Bound<'py, PyDict>,
+}
+
+impl<'a, 'py> State<'a, 'py> {
+    fn of(transport: &'a Bound<'py, PyAny>) -> PyResult<Self> {
+        // SAFETY: a valid object; returns a new reference to its __dict__ (made if need be), or
+        // NULL with an exception set (an object without one).
+        let dict = unsafe { Bound::from_owned_ptr_or_err(transport.py(), ffi::PyObject_GenericGetDict(transport.as_ptr(), std::ptr::null_mut()))? };
+        Ok(State { transport, dict: dict.cast_into::<PyDict>()? })
+    }
+
+    fn get(&self, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+        match self.dict.get_item(name)? {
+            Some(value) => Ok(value),
+            None => self.transport.getattr(name),
+        }
+    }
+
+    fn is_true(&self, name: &Bound<'py, PyString>) -> PyResult<bool> {
+        let value = self.get(name)?;
+        // SAFETY: a valid object; returns -1 with an exception set.
+        match unsafe { ffi::PyObject_IsTrue(value.as_ptr()) } {
+            -1 => Err(PyErr::fetch(value.py())),
+            truth => Ok(truth == 1),
+        }
+    }
+
+    fn fd(&self) -> PyResult<i32> {
+        let fd = self.get(intern!(self.transport.py(), "_sock_fd"))?;
+        // SAFETY: a valid object; returns -1 with an exception set for anything but an int.
+        match unsafe { ffi::PyLong_AsLong(fd.as_ptr()) } {
+            -1 => match PyErr::take(fd.py()) {
+                Some(error) => Err(error),
+                None => Ok(-1),
+            },
+            fd => i32::try_from(fd).map_err(|_| pyo3::exceptions::PyOverflowError::new_err("the transport's descriptor is out of range")),
+        }
+    }
+}
+
 /// asyncio's rule for a protocol callback's exception: SystemExit and KeyboardInterrupt
 /// propagate, anything else is the transport's fatal error.
 fn fatal(transport: &Bound<'_, PyAny>, error: PyErr, message: &str) -> PyResult<()> {
@@ -89,16 +139,19 @@ fn fatal(transport: &Bound<'_, PyAny>, error: PyErr, message: &str) -> PyResult<
 
 /// `transport._read_ready()`: asyncio's `_read_ready__data_received` or `_read_ready__get_buffer`,
 /// chosen by the protocol's class as asyncio's `set_protocol` chooses.
-#[pyfunction]
 pub fn read_ready(transport: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = transport.py();
-    if transport.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
+    let state = State::of(transport)?;
+    if state.is_true(intern!(py, "_conn_lost"))? {
         return Ok(());
     }
-    let fd: i32 = transport.getattr(intern!(py, "_sock_fd"))?.extract()?;
-    let protocol = transport.getattr(intern!(py, "_protocol"))?;
+    let fd = state.fd()?;
+    let protocol = state.get(intern!(py, "_protocol"))?;
     let buffered = BUFFERED_PROTOCOL.get_or_try_init(py, || py.import("asyncio")?.getattr("BufferedProtocol").map(Bound::unbind))?;
-    if protocol.is_instance(buffered.bind(py))? {
+    // asyncio's `isinstance(protocol, BufferedProtocol)`, for classes (a protocol is an instance
+    // of its own class; BufferedProtocol has no `__instancecheck__`).
+    // SAFETY: two valid type objects, only compared.
+    if unsafe { ffi::PyType_IsSubtype(ffi::Py_TYPE(protocol.as_ptr()), buffered.as_ptr().cast()) } != 0 {
         return read_into_protocol(transport, &protocol, fd);
     }
     let received = with_receive_buffer(MAX_SIZE, |buffer| match recv(fd, buffer) {
@@ -160,7 +213,6 @@ fn read_into_protocol(transport: &Bound<'_, PyAny>, protocol: &Bound<'_, PyAny>,
 /// given what is left: its checks and errors, the send that would block, what the kernel did not
 /// take, a write behind buffered data. So the buffer, the writer callback and flow control are
 /// asyncio's, whatever its version keeps in `_buffer` (a bytearray in 3.11, a deque since 3.12).
-#[pyfunction]
 pub fn write(transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = transport.py();
     let asyncio_write = |data: &Bound<'_, PyAny>| -> PyResult<()> {
@@ -170,11 +222,12 @@ pub fn write(transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<
         write.bind(py).call1((transport, data)).map(drop)
     };
     let bytes_like = data.is_instance_of::<PyBytes>() || data.is_instance_of::<PyByteArray>() || data.is_instance_of::<PyMemoryView>();
+    let state = State::of(transport)?;
     let ordinary = bytes_like
-        && !transport.getattr(intern!(py, "_eof"))?.is_truthy()?
-        && transport.getattr(intern!(py, "_empty_waiter"))?.is_none()
-        && !transport.getattr(intern!(py, "_conn_lost"))?.is_truthy()?
-        && !transport.getattr(intern!(py, "_buffer"))?.is_truthy()?;
+        && !state.is_true(intern!(py, "_eof"))?
+        && state.get(intern!(py, "_empty_waiter"))?.is_none()
+        && !state.is_true(intern!(py, "_conn_lost"))?
+        && !state.is_true(intern!(py, "_buffer"))?;
     if !ordinary {
         return asyncio_write(data);
     }
@@ -195,8 +248,7 @@ pub fn write(transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<
     if bytes.is_empty() {
         return Ok(());
     }
-    let fd: i32 = transport.getattr(intern!(py, "_sock_fd"))?.extract()?;
-    match send(fd, bytes) {
+    match send(state.fd()?, bytes) {
         Io::Done(n) if n == bytes.len() => Ok(()),
         Io::Done(n) => asyncio_write(PyBytes::new(py, &bytes[n..]).as_any()),
         Io::WouldBlock => asyncio_write(data),
@@ -204,13 +256,33 @@ pub fn write(transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<
     }
 }
 
-unsafe extern "C" {
-    /// CPython's `instancemethod` wrapper (classobject.h): binds like a Python function.
-    fn PyInstanceMethod_New(function: *mut ffi::PyObject) -> *mut ffi::PyObject;
+static READ_READY: MethodDef = MethodDef::new(
+    c"_read_ready",
+    c"_read_ready($self, /)\n--\n\nThe socket is readable: recv, then hand the data to the protocol.",
+    ffi::PyMethodDefPointer { PyCFunction: read_ready_entry },
+    ffi::METH_NOARGS,
+);
+
+static WRITE: MethodDef = MethodDef::new(
+    c"write",
+    c"write($self, data, /)\n--\n\nSends `data` at once when nothing is buffered; buffers the rest, as asyncio does.",
+    ffi::PyMethodDefPointer { PyCFunction: write_entry },
+    ffi::METH_O,
+);
+
+/// Puts `_read_ready` and `write` on mioloop's socket transport class (`event_loop.py`).
+pub(crate) fn install(class: &Bound<'_, PyType>) -> PyResult<()> {
+    READ_READY.install(class)?;
+    WRITE.install(class)
 }
 
-/// `function` wrapped so that, as a class attribute, it binds to the instance as a method does.
-pub fn instance_method<'py>(function: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: PyInstanceMethod_New returns a new reference, or NULL with an exception set.
-    unsafe { Bound::from_owned_ptr_or_err(function.py(), PyInstanceMethod_New(function.as_ptr())) }
+unsafe extern "C" fn read_ready_entry(transport: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls the method with the GIL held, on an instance of the class (the
+    // descriptor checks that).
+    unsafe { cmethod::enter(|py| read_ready(&Bound::from_borrowed_ptr(py, transport)).map(|()| py.None().into_bound(py))) }
+}
+
+unsafe extern "C" fn write_entry(transport: *mut ffi::PyObject, data: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: as above; METH_O passes the one argument, borrowed.
+    unsafe { cmethod::enter(|py| write(&Bound::from_borrowed_ptr(py, transport), &Bound::from_borrowed_ptr(py, data)).map(|()| py.None().into_bound(py))) }
 }

@@ -25,7 +25,6 @@
 //! hands back as the event's `Token`. This makes the crate Linux-only, as the book's loop is.
 
 use mio::{Poll, Token};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -161,7 +160,57 @@ pub struct Selector<T> {
     events: mio::Events,
     /// Registered descriptors, in descriptor order (Python keeps registration order; the book only
     /// relies on iteration being deterministic).
-    keys: BTreeMap<RawFd, Key<T>>,
+    keys: FdTable<T>,
+}
+
+/// Keys indexed by descriptor, as libuv keeps its watchers: descriptors are small integers, and a
+/// look-up is made for every event of every wait, so an array beats a search tree.
+struct FdTable<T> {
+    slots: Vec<Option<Key<T>>>,
+    len: usize,
+}
+
+impl<T> FdTable<T> {
+    const fn new() -> Self {
+        FdTable { slots: Vec::new(), len: 0 }
+    }
+
+    fn get(&self, fd: RawFd) -> Option<&Key<T>> {
+        self.slots.get(usize::try_from(fd).ok()?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, fd: RawFd) -> Option<&mut Key<T>> {
+        self.slots.get_mut(usize::try_from(fd).ok()?)?.as_mut()
+    }
+
+    fn contains(&self, fd: RawFd) -> bool {
+        self.get(fd).is_some()
+    }
+
+    /// Adds the key of a descriptor that has none (`key.fd` is not negative).
+    fn insert(&mut self, key: Key<T>) -> &mut Key<T> {
+        let index = usize::try_from(key.fd).expect("a registered descriptor is not negative");
+        if self.slots.len() <= index {
+            self.slots.resize_with(index + 1, || None);
+        }
+        self.len += 1;
+        self.slots[index].insert(key)
+    }
+
+    fn remove(&mut self, fd: RawFd) -> Option<Key<T>> {
+        let key = self.slots.get_mut(usize::try_from(fd).ok()?)?.take()?;
+        self.len -= 1;
+        Some(key)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Key<T>> {
+        self.slots.iter().flatten()
+    }
+
+    fn take_all(&mut self) -> Vec<Key<T>> {
+        self.len = 0;
+        std::mem::take(&mut self.slots).into_iter().flatten().collect()
+    }
 }
 
 /// Adds, changes or removes `fd` in the poller's epoll set, level-triggered, with the descriptor
@@ -178,7 +227,7 @@ fn epoll_ctl(poll: &Poll, op: libc::c_int, fd: RawFd, events: Events) -> io::Res
 impl<T> Selector<T> {
     /// A new selector with its own kernel poller.
     pub fn new() -> io::Result<Self> {
-        Ok(Selector { poll: Some(Poll::new()?), events: mio::Events::with_capacity(64), keys: BTreeMap::new() })
+        Ok(Selector { poll: Some(Poll::new()?), events: mio::Events::with_capacity(64), keys: FdTable::new() })
     }
 
     fn poll(&self) -> Result<&Poll, Error> {
@@ -197,11 +246,11 @@ impl<T> Selector<T> {
             return Err(Error::InvalidEvents(0));
         }
         let poll = self.poll()?;
-        if self.keys.contains_key(&fd) {
+        if self.keys.contains(fd) {
             return Err(Error::AlreadyRegistered(fd));
         }
         epoll_ctl(poll, libc::EPOLL_CTL_ADD, fd, events)?;
-        Ok(self.keys.entry(fd).or_insert(Key { fd, events, data }))
+        Ok(self.keys.insert(Key { fd, events, data }))
     }
 
     /// Stops watching `fd` and hands back its key.
@@ -209,7 +258,7 @@ impl<T> Selector<T> {
     /// If the descriptor was closed in the meantime the kernel has forgotten it already; that is
     /// not an error, exactly as in Python.
     pub fn unregister(&mut self, fd: RawFd) -> Result<Key<T>, Error> {
-        let key = self.keys.remove(&fd).ok_or(Error::NotRegistered(fd))?;
+        let key = self.keys.remove(fd).ok_or(Error::NotRegistered(fd))?;
         if let Some(poll) = &self.poll {
             let _closed_already = epoll_ctl(poll, libc::EPOLL_CTL_DEL, fd, key.events);
         }
@@ -229,9 +278,9 @@ impl<T> Selector<T> {
 
     /// Changes the events of a registered descriptor, keeping its data; as [`modify`](Self::modify).
     pub fn modify_events(&mut self, fd: RawFd, events: Events) -> Result<&mut Key<T>, Error> {
-        let current = self.keys.get(&fd).ok_or(Error::NotRegistered(fd))?.events;
+        let current = self.keys.get(fd).ok_or(Error::NotRegistered(fd))?.events;
         if current == events {
-            return Ok(self.keys.get_mut(&fd).expect("checked above"));
+            return Ok(self.keys.get_mut(fd).expect("checked above"));
         }
         self.reregister(fd, events)
     }
@@ -246,27 +295,27 @@ impl<T> Selector<T> {
             return Err(Error::InvalidEvents(0));
         }
         let poll = self.poll.as_ref().ok_or(Error::Closed)?;
-        if !self.keys.contains_key(&fd) {
+        if !self.keys.contains(fd) {
             return Err(Error::NotRegistered(fd));
         }
         if let Err(e) = epoll_ctl(poll, libc::EPOLL_CTL_MOD, fd, events) {
-            self.keys.remove(&fd);
+            self.keys.remove(fd);
             let _ = epoll_ctl(poll, libc::EPOLL_CTL_DEL, fd, events);
             return Err(e.into());
         }
-        let key = self.keys.get_mut(&fd).expect("checked above");
+        let key = self.keys.get_mut(fd).expect("checked above");
         key.events = events;
         Ok(key)
     }
 
     /// The data of `fd`, if registered, to change in place.
     pub fn data_mut(&mut self, fd: RawFd) -> Option<&mut T> {
-        self.keys.get_mut(&fd).map(|key| &mut key.data)
+        self.keys.get_mut(fd).map(|key| &mut key.data)
     }
 
     /// The key of `fd`, if registered.
     pub fn get_key(&self, fd: RawFd) -> Option<&Key<T>> {
-        self.keys.get(&fd)
+        self.keys.get(fd)
     }
 
     /// Every registered key, in descriptor order.
@@ -275,11 +324,11 @@ impl<T> Selector<T> {
     }
 
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.len == 0
     }
 
     pub fn is_closed(&self) -> bool {
@@ -300,26 +349,33 @@ impl<T> Selector<T> {
                 other => break other?,
             }
         };
-        Ok(ready.into_iter().filter_map(|(fd, events)| Some((self.keys.get(&fd)?, events))).collect())
+        Ok(ready.into_iter().filter_map(|(fd, events)| Some((self.keys.get(fd)?, events))).collect())
     }
 
     /// One wait, as [`select`](Self::select) but returning descriptors, and returning
     /// `ErrorKind::Interrupted` when a signal arrives, so that a caller (the Python binding) can run
     /// signal handlers before it waits again.
     pub fn wait(&mut self, timeout: Option<Duration>) -> Result<Vec<(RawFd, Events)>, Error> {
+        let mut ready = Vec::new();
+        self.wait_into(timeout, &mut ready)?;
+        Ok(ready)
+    }
+
+    /// [`wait`](Self::wait), appending to `ready`: a loop that waits thousands of times a second
+    /// keeps one buffer instead of allocating a list per wait.
+    pub fn wait_into(&mut self, timeout: Option<Duration>, ready: &mut Vec<(RawFd, Events)>) -> Result<(), Error> {
         let poll = self.poll.as_mut().ok_or(Error::Closed)?;
-        if self.events.capacity() < self.keys.len() {
-            self.events = mio::Events::with_capacity(self.keys.len().next_power_of_two());
+        if self.events.capacity() < self.keys.len {
+            self.events = mio::Events::with_capacity(self.keys.len.next_power_of_two());
         }
         poll.poll(&mut self.events, timeout)?;
 
-        let mut ready = Vec::new();
         for event in self.events.iter() {
             if event.token() == WAKER {
                 continue; // its only job was to end the wait
             }
             let fd = event.token().0 as RawFd;
-            let Some(key) = self.keys.get(&fd) else { continue };
+            let Some(key) = self.keys.get(fd) else { continue };
             // Hang-ups and errors wake both directions, as Python's epoll selector reports them.
             let mut happened = Events::default();
             if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -333,14 +389,14 @@ impl<T> Selector<T> {
                 ready.push((fd, happened));
             }
         }
-        Ok(ready)
+        Ok(())
     }
 
     /// Closes the kernel poller and hands back every key (their data is the caller's to drop).
     /// Closing twice is harmless.
     pub fn close(&mut self) -> Vec<Key<T>> {
         self.poll = None;
-        std::mem::take(&mut self.keys).into_values().collect()
+        self.keys.take_all()
     }
 
     /// A handle that another thread can use to end the current (or next) wait early: the

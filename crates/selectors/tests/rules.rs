@@ -290,3 +290,37 @@ fn modify_events_keeps_the_data() {
     assert_eq!(selector.get_key(a.as_raw_fd()).unwrap().data, "changed");
     assert!(matches!(selector.modify_events(a.as_raw_fd(), Events::default()), Err(Error::InvalidEvents(0))));
 }
+
+/// Keys live in a table indexed by descriptor: whatever the order of registration, they are
+/// listed in descriptor order, a freed slot is reused, and the count follows.
+#[test]
+fn keys_are_listed_in_descriptor_order_whatever_the_registration_order() {
+    let pairs: Vec<_> = (0..6).map(|_| UnixStream::pair().unwrap()).collect();
+    let mut fds: Vec<i32> = pairs.iter().map(|(a, _)| a.as_raw_fd()).collect();
+    let mut selector = Selector::new().unwrap();
+    for (i, &fd) in fds.iter().enumerate().rev() {
+        selector.register(fd, Events::READ, i).unwrap();
+    }
+    fds.sort();
+    assert_eq!(selector.keys().map(|key| key.fd).collect::<Vec<_>>(), fds);
+    assert_eq!(selector.len(), 6);
+    let removed = selector.unregister(fds[2]).unwrap();
+    assert_eq!((removed.fd, selector.len()), (fds[2], 5));
+    assert!(selector.get_key(fds[2]).is_none() && selector.data_mut(fds[2]).is_none());
+    assert!(matches!(selector.unregister(fds[2]), Err(Error::NotRegistered(_))));
+    selector.register(fds[2], Events::WRITE, 99).unwrap();
+    assert_eq!(selector.keys().map(|key| key.fd).collect::<Vec<_>>(), fds);
+    assert_eq!(selector.get_key(fds[2]).map(|key| key.data), Some(99));
+    assert!(selector.get_key(-1).is_none() && selector.get_key(1 << 20).is_none());
+}
+
+/// `wait_into` appends to the caller's buffer, which a loop keeps from wait to wait.
+#[test]
+fn wait_into_appends_to_the_buffer_it_is_given() {
+    let (a, _b) = UnixStream::pair().unwrap();
+    let mut selector = Selector::new().unwrap();
+    selector.register(a.as_raw_fd(), Events::WRITE, ()).unwrap();
+    let mut ready = vec![(-7, Events::READ)];
+    selector.wait_into(NOW, &mut ready).unwrap();
+    assert_eq!(ready.iter().map(|&(fd, events)| (fd, events.bits())).collect::<Vec<_>>(), [(-7, Events::READ.bits()), (a.as_raw_fd(), Events::WRITE.bits())]);
+}
