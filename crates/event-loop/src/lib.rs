@@ -329,8 +329,7 @@ impl<C> Core<C> {
             Some(l) => Some(self.next_timeout().map_or(l, |w| w.min(l))),
             None => self.next_timeout(),
         };
-        let mut io = std::mem::take(&mut self.io_ready);
-        self.wait(wait, &mut io)?;
+        self.wait(wait)?;
         // Principle 2: exactly the callbacks that were ready; whatever they schedule waits a turn.
         // The order is asyncio's: what was ready, then I/O, then due timers.
         if turn.is_empty() {
@@ -340,7 +339,8 @@ impl<C> Core<C> {
         } else {
             turn.append(&mut self.ready);
         }
-        for (fd, events) in io.drain(..) {
+        for i in 0..self.io_ready.len() {
+            let (fd, events) = self.io_ready[i];
             if !self.parked.is_empty() && self.parked.remove(&fd) {
                 // Ready, and nobody watches: level-triggered, it would be reported again. (The
                 // error of a descriptor closed since is not one, here and below.)
@@ -354,7 +354,7 @@ impl<C> Core<C> {
                 turn.push_back(Job::Writable(fd));
             }
         }
-        self.io_ready = io;
+        self.io_ready.clear();
         if self.timers.len() > 0 {
             self.timers.take_due(Instant::now(), |callback| turn.push_back(Job::Call(callback)));
         }
@@ -386,8 +386,8 @@ impl<C> Core<C> {
         }
     }
 
-    /// The selector wait, with the cross-thread hand-shake around it; appends the ready descriptors to `ready`.
-    fn wait(&mut self, mut timeout: Option<Duration>, ready: &mut Vec<(RawFd, Events)>) -> io::Result<()> {
+    /// The selector wait, with the cross-thread hand-shake around it; the ready descriptors go to `io_ready`.
+    fn wait(&mut self, mut timeout: Option<Duration>) -> io::Result<()> {
         let may_sleep = timeout != Some(Duration::ZERO);
         if may_sleep {
             // About to sleep: what is parked now was not wanted back (principle 9).
@@ -405,7 +405,7 @@ impl<C> Core<C> {
             }
         }
         // Nothing to watch and no reason to sleep: the system call would only say "nothing".
-        let result = if timeout == Some(Duration::ZERO) && self.io.len() == self.parked.len() { Ok(()) } else { self.io.wait_into(timeout, ready) };
+        let result = if timeout == Some(Duration::ZERO) && self.io.len() == self.parked.len() { Ok(()) } else { self.io.wait_into(timeout, &mut self.io_ready) };
         if may_sleep {
             shared.sleeping.store(false, Ordering::SeqCst);
         }

@@ -45,6 +45,7 @@ impl MethodDef {
 ///
 /// # Safety
 /// The caller is a C function that CPython called, with the GIL held.
+#[inline(always)]
 pub(crate) unsafe fn enter(body: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>) -> *mut ffi::PyObject {
     // SAFETY: as the caller promises.
     let py = unsafe { Python::assume_attached() };

@@ -116,81 +116,6 @@ impl Drop for HandleContext {
     }
 }
 
-/// Freed `Handle`s kept for the next ones, as CPython keeps freed tuples and frames: a busy loop
-/// makes and frees a handle per callback, and the allocator's round trip, with the garbage
-/// collector's bookkeeping, was a tenth of a `call_soon` chain's step (callgrind). Installed as
-/// the class's `tp_alloc` and `tp_free` by [`install_handle_free_list`]. Only exact `Handle`s are
-/// kept (a `TimerHandle` or a Python subclass is laid out differently), at most [`HANDLES_KEPT`].
-static FREE_HANDLES: GilCell<Vec<FreeHandle>> = GilCell::new(Vec::new());
-
-/// How many freed handles are kept: a few hundred kilobytes at most.
-const HANDLES_KEPT: usize = 4096;
-
-/// The `Handle` class, for the free list's type check (set once, by the installer).
-static HANDLE_CLASS: std::sync::atomic::AtomicPtr<ffi::PyTypeObject> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
-
-/// A freed handle's memory: no longer an object, only the GIL's holder touches it.
-struct FreeHandle(std::ptr::NonNull<ffi::PyObject>);
-
-// SAFETY: the pointer is only used with the GIL held (the list is a `GilCell`).
-unsafe impl Send for FreeHandle {}
-
-pub(crate) fn install_handle_free_list(class: &Bound<'_, pyo3::types::PyType>) {
-    let class = class.as_type_ptr();
-    // SAFETY: pyo3's heap type for Handle, before any instance exists; patching slots and calling
-    // PyType_Modified is how CPython's own types are changed. A subclass made later inherits the
-    // slots, which leave its instances to CPython's allocator.
-    unsafe {
-        if HANDLE_CLASS.swap(class, Ordering::AcqRel).is_null() {
-            (*class).tp_alloc = Some(alloc_handle);
-            (*class).tp_free = Some(free_handle);
-            ffi::PyType_Modified(class);
-        }
-    }
-}
-
-/// `tp_alloc`: a kept handle, made an object again (with a reference to its class, as
-/// `PyType_GenericAlloc` makes one); pyo3 then writes every field.
-unsafe extern "C" fn alloc_handle(class: *mut ffi::PyTypeObject, items: ffi::Py_ssize_t) -> *mut ffi::PyObject {
-    // SAFETY: CPython allocates with the GIL held.
-    let py = unsafe { Python::assume_attached() };
-    if items == 0 && class == HANDLE_CLASS.load(Ordering::Relaxed) {
-        if let Some(FreeHandle(memory)) = FREE_HANDLES.with(py, Vec::pop) {
-            // SAFETY: memory of a freed, untracked handle of this very class. It is left
-            // untracked: a handle holds no `__traverse__`, so the collector has nothing to find
-            // through it, and `new_handle` untracks a one-shot handle anyway.
-            return unsafe { ffi::PyObject_Init(memory.as_ptr(), class) };
-        }
-    }
-    // SAFETY: CPython's own allocation, for any class.
-    unsafe { ffi::PyType_GenericAlloc(class, items) }
-}
-
-/// `tp_free`: keeps an exact handle (pyo3 has dropped its fields and untracked it); frees
-/// anything else as CPython would.
-unsafe extern "C" fn free_handle(memory: *mut std::ffi::c_void) {
-    // SAFETY: CPython frees with the GIL held.
-    let py = unsafe { Python::assume_attached() };
-    let object: *mut ffi::PyObject = memory.cast();
-    // SAFETY: `object` is a dead object whose type pointer is still readable.
-    let class = unsafe { ffi::Py_TYPE(object) };
-    if class == HANDLE_CLASS.load(Ordering::Relaxed) {
-        if let Some(object) = std::ptr::NonNull::new(object) {
-            let kept = FREE_HANDLES.with(py, |kept| kept.len() < HANDLES_KEPT && {
-                kept.push(FreeHandle(object));
-                true
-            });
-            if kept {
-                return;
-            }
-        }
-    }
-    // SAFETY: the inverse of PyType_GenericAlloc for the object's class.
-    unsafe {
-        if ffi::PyType_IS_GC(class) != 0 { ffi::PyObject_GC_Del(memory) } else { ffi::PyObject_Free(memory) }
-    }
-}
-
 /// A scheduled callback: asyncio's `Handle`, with the same methods and the same repr.
 #[pyclass(frozen, subclass, weakref, module = "mioloop")]
 pub struct Handle {
@@ -217,6 +142,12 @@ pub struct TimerHandle {
 }
 
 impl Handle {
+    /// A handle with nothing to call, for measuring where pyo3 keeps a handle's fields
+    /// (`handle_memory`).
+    pub(crate) fn placeholder(py: Python<'_>) -> Self {
+        Handle { call: GilCell::new(None), context: HandleContext::given(py.None()), cancelled: GilCell::new(true), event_loop: py.None(), repeats: false }
+    }
+
     fn new(py: Python<'_>, callback: Py<PyAny>, args: Py<PyTuple>, context: Option<Py<PyAny>>, event_loop: Py<PyAny>, repeats: bool) -> PyResult<Self> {
         let context = match context.filter(|c| !c.is_none(py)) {
             Some(context) => HandleContext::given(context),
@@ -493,10 +424,13 @@ fn closed_error() -> PyErr {
 }
 
 /// asyncio's checks on a callback: coroutines are refused, and so is anything not callable.
+#[inline]
 fn check_callback(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
-    if callback.is_callable() {
-        return Ok(());
-    }
+    if callback.is_callable() { Ok(()) } else { refuse_callback(callback, method) }
+}
+
+#[cold]
+fn refuse_callback(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
     let py = callback.py();
     if py.import("asyncio.coroutines")?.call_method1("iscoroutine", (callback,))?.is_truthy()? {
         return Err(PyTypeError::new_err(format!("coroutines cannot be used with {method}()")));
@@ -609,6 +543,7 @@ impl EventLoopCore {
     }
 
     /// Debug mode adds asyncio's own checks (the calling thread, coroutine functions).
+    #[inline]
     fn debug_checks(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
         let py = slf.py();
         if slf.get().debug.load(Ordering::Relaxed) {
@@ -623,7 +558,7 @@ impl EventLoopCore {
     /// keep a cycle alive, and the collector need not visit the thousands a busy loop holds.
     pub(crate) fn new_handle(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>, repeats: bool) -> PyResult<Py<Handle>> {
         let py = slf.py();
-        let handle = Py::new(py, Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind(), repeats)?)?;
+        let handle = crate::handle_memory::new_object(py, Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind(), repeats)?)?;
         if !repeats {
             untrack(handle.as_any());
         }
@@ -735,8 +670,18 @@ impl EventLoopCore {
             });
         }
         // A turn that may block takes the core out of its cell, and releases the GIL, for the wait;
-        // one that cannot block runs where the core is.
-        let blocking = may_sleep && self.with_core(py, |core| core.next_timeout())?.ok_or_else(closed_error)? != Some(Duration::ZERO);
+        // one that cannot block runs where the core is, in the loan that found it out.
+        let ran = self.with_core(py, |core| match may_sleep && core.next_timeout() != Some(Duration::ZERO) {
+            true => None,
+            false => Some(core.turn_into(Some(Duration::ZERO), jobs)),
+        });
+        let blocking = match ran?.ok_or_else(closed_error)? {
+            Some(turned) => {
+                turned?;
+                false
+            }
+            None => true,
+        };
         if blocking {
             let mut core = match self.core.take(py, Slot::Waiting) {
                 Ok(core) => core,
@@ -746,8 +691,6 @@ impl EventLoopCore {
             let waited = py.detach(|| core.turn_into(None, jobs));
             self.core.put(py, core);
             waited?;
-        } else {
-            self.with_core(py, |core| core.turn_into(Some(Duration::ZERO), jobs))?.ok_or_else(closed_error)??;
         }
         while let Some(job) = jobs.pop_front() {
             let handle = match job {

@@ -23,6 +23,7 @@ pub(crate) mod cmethod;
 pub mod event_loop;
 pub mod future;
 pub(crate) mod gil;
+pub(crate) mod handle_memory;
 pub mod offload;
 pub mod selector;
 pub mod sock;
@@ -49,7 +50,7 @@ pub mod mioloop {
         module.add("__version__", env!("CARGO_PKG_VERSION"))?;
         crate::future::install_slots::<crate::future::Future>(&py.get_type::<crate::future::Future>());
         crate::future::install_slots::<crate::task::Task>(&py.get_type::<crate::task::Task>());
-        crate::event_loop::install_handle_free_list(&py.get_type::<crate::event_loop::Handle>());
+        crate::handle_memory::install(&py.get_type::<crate::event_loop::Handle>())?;
         let core = py.get_type::<crate::event_loop::EventLoopCore>();
         crate::event_loop::install_call_soon(&core)?;
         crate::sock::install(&core)?;

@@ -1,0 +1,168 @@
+//! How `Handle` objects are made and freed: the loop makes one for every callback, so the way
+//! from a Rust `Handle` to a Python object and back is kept short.
+//!
+//! - Freed handles are kept for the next ones ([`HANDLES_KEPT`] at most), as CPython keeps freed
+//!   tuples and frames: the allocator's round trip, with the garbage collector's bookkeeping, was
+//!   a tenth of a `call_soon` chain's step (callgrind). They are the class's `tp_alloc` and
+//!   `tp_free`.
+//! - [`new_object`] writes the Rust value into the object itself, and the class's `tp_dealloc`
+//!   drops it there: pyo3's constructor (which calls `object.__new__`) and its destructor (which
+//!   enters pyo3's thread-local bookkeeping to catch a panic that dropping a handle cannot raise)
+//!   cost as much again.
+//!
+//! Only exact `Handle`s take these paths; a `TimerHandle` or a Python subclass of `Handle` is
+//! laid out differently, and is made and freed by pyo3 and CPython. Where pyo3 keeps the Rust
+//! value inside the object is not a public promise, so it is measured, on a real handle, when
+//! the module is made ([`install`]).
+
+use crate::event_loop::Handle;
+use crate::gil::GilCell;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+/// How many freed handles are kept: a few hundred kilobytes at most.
+const HANDLES_KEPT: usize = 4096;
+
+/// Freed handles' memory.
+static FREE_HANDLES: GilCell<Vec<FreeHandle>> = GilCell::new(Vec::new());
+
+/// A freed handle's memory: no longer an object, only the GIL's holder touches it.
+struct FreeHandle(NonNull<ffi::PyObject>);
+
+// SAFETY: the pointer is only used with the GIL held (the list is a `GilCell`).
+unsafe impl Send for FreeHandle {}
+
+/// The `Handle` class and where its instances keep what, measured by [`install`].
+struct Layout {
+    class: usize,
+    /// Offset of the Rust `Handle` in the object.
+    value: usize,
+    /// Offset of the weak-reference list (`tp_weaklistoffset`).
+    weaklist: usize,
+    /// Size of an instance (`tp_basicsize`).
+    size: usize,
+    /// pyo3's deallocator, for instances of subclasses.
+    pyo3_dealloc: ffi::destructor,
+}
+
+static LAYOUT: OnceLock<Layout> = OnceLock::new();
+
+fn layout() -> &'static Layout {
+    LAYOUT.get().expect("installed when the module is made")
+}
+
+/// Gives the `Handle` class its allocator, its `tp_free` and its deallocator; called once, when
+/// the module is made.
+pub(crate) fn install(class: &Bound<'_, PyType>) -> PyResult<()> {
+    let py = class.py();
+    if LAYOUT.get().is_some() {
+        return Ok(());
+    }
+    let probe = Py::new(py, Handle::placeholder(py))?;
+    let class = class.as_type_ptr();
+    // SAFETY: pyo3's heap type for Handle, whose slots are patched (and PyType_Modified called) as
+    // CPython's own types are changed; the probe is a live instance, only measured.
+    unsafe {
+        let Some(pyo3_dealloc) = (*class).tp_dealloc else { return Ok(()) };
+        let value = (probe.get() as *const Handle as usize) - (probe.as_ptr() as usize);
+        let layout = Layout { class: class as usize, value, weaklist: (*class).tp_weaklistoffset as usize, size: (*class).tp_basicsize as usize, pyo3_dealloc };
+        assert!(layout.weaklist > 0 && layout.value + std::mem::size_of::<Handle>() <= layout.size, "pyo3 laid a Handle out as it never did");
+        drop(probe);
+        if LAYOUT.set(layout).is_ok() {
+            (*class).tp_alloc = Some(alloc);
+            (*class).tp_free = Some(free);
+            (*class).tp_dealloc = Some(dealloc);
+            ffi::PyType_Modified(class);
+        }
+    }
+    Ok(())
+}
+
+/// A new `Handle` object holding `value`.
+pub(crate) fn new_object(py: Python<'_>, value: Handle) -> PyResult<Py<Handle>> {
+    let layout = layout();
+    // SAFETY: `alloc` returns a zeroed instance of the class, with a reference to its class, or
+    // NULL with an exception set; the value is written where pyo3 keeps it (measured by
+    // `install`), which is what pyo3's constructor does after the same allocation.
+    unsafe {
+        let object = alloc(layout.class as *mut ffi::PyTypeObject, 0);
+        if object.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        std::ptr::write(object.cast::<u8>().add(layout.value).cast::<Handle>(), value);
+        Ok(Bound::from_owned_ptr(py, object).cast_into_unchecked::<Handle>().unbind())
+    }
+}
+
+/// `tp_alloc`: a kept handle, zeroed and made an object again (with a reference to its class, as
+/// `PyType_GenericAlloc` makes one), or a new one.
+unsafe extern "C" fn alloc(class: *mut ffi::PyTypeObject, items: ffi::Py_ssize_t) -> *mut ffi::PyObject {
+    // SAFETY: CPython allocates with the GIL held.
+    let py = unsafe { Python::assume_attached() };
+    let layout = layout();
+    if items == 0 && class as usize == layout.class {
+        if let Some(FreeHandle(memory)) = FREE_HANDLES.with(py, Vec::pop) {
+            // SAFETY: memory of a freed, untracked handle of this very class, `size` bytes long.
+            // It is left untracked: a handle holds no `__traverse__`, so the collector has nothing
+            // to find through it, and `new_handle` untracks a one-shot handle anyway.
+            unsafe {
+                let header = std::mem::size_of::<ffi::PyObject>();
+                std::ptr::write_bytes(memory.as_ptr().cast::<u8>().add(header), 0, layout.size - header);
+                return ffi::PyObject_Init(memory.as_ptr(), class);
+            }
+        }
+    }
+    // SAFETY: CPython's own allocation, for any class.
+    unsafe { ffi::PyType_GenericAlloc(class, items) }
+}
+
+/// `tp_dealloc`: an exact handle's weak references cleared and its Rust value dropped in place,
+/// then its memory kept or freed; anything else goes to pyo3's deallocator.
+unsafe extern "C" fn dealloc(object: *mut ffi::PyObject) {
+    let layout = layout();
+    // SAFETY: CPython calls tp_dealloc with the GIL held, on a dead object of this class or of a
+    // subclass, once. For an exact handle: the weak-reference list and the value are where
+    // `install` measured them; the value was written by `new_object` or pyo3 and is dropped once;
+    // the object's reference to its class is released last, as pyo3 and CPython do.
+    unsafe {
+        let class = ffi::Py_TYPE(object);
+        if class as usize != layout.class {
+            return (layout.pyo3_dealloc)(object);
+        }
+        ffi::PyObject_GC_UnTrack(object.cast());
+        if !(*object.cast::<u8>().add(layout.weaklist).cast::<*mut ffi::PyObject>()).is_null() {
+            ffi::PyObject_ClearWeakRefs(object);
+        }
+        std::ptr::drop_in_place(object.cast::<u8>().add(layout.value).cast::<Handle>());
+        free(object.cast());
+        ffi::Py_DECREF(class.cast());
+    }
+}
+
+/// `tp_free`: keeps an exact handle's memory (its value is gone and it is untracked); frees
+/// anything else as CPython would.
+unsafe extern "C" fn free(memory: *mut std::ffi::c_void) {
+    // SAFETY: CPython frees with the GIL held.
+    let py = unsafe { Python::assume_attached() };
+    let object: *mut ffi::PyObject = memory.cast();
+    // SAFETY: `object` is a dead object whose type pointer is still readable.
+    let class = unsafe { ffi::Py_TYPE(object) };
+    if class as usize == layout().class {
+        if let Some(object) = NonNull::new(object) {
+            let kept = FREE_HANDLES.with(py, |kept| kept.len() < HANDLES_KEPT && {
+                kept.push(FreeHandle(object));
+                true
+            });
+            if kept {
+                return;
+            }
+        }
+    }
+    // SAFETY: the inverse of PyType_GenericAlloc for the object's class.
+    unsafe {
+        if ffi::PyType_IS_GC(class) != 0 { ffi::PyObject_GC_Del(memory) } else { ffi::PyObject_Free(memory) }
+    }
+}
