@@ -223,6 +223,37 @@ def test_handles_are_reused_without_a_trace_of_their_past(loop):
     gc.collect()
 
 
+def test_handles_freed_outside_the_loop_and_at_exit_let_go_cleanly():
+    """A handle's last reference may go in plain Python code or while the interpreter shuts down
+    (an unclosed loop in a module global): its deallocator must let go of what it holds there too,
+    without pyo3's bookkeeping (CPython 3.13 refuses to attach a thread while it finalizes)."""
+    import subprocess
+    import textwrap
+
+    program = textwrap.dedent("""
+        import socket, weakref
+        import mioloop
+
+        class Payload:
+            pass
+
+        loop = mioloop.new_event_loop()
+        payload = Payload()
+        alive = weakref.ref(payload)
+        handle = loop.call_soon(print, payload)
+        handle.cancel()
+        del handle, payload
+        assert alive() is None, "a cancelled handle freed by del keeps nothing"
+        left, right = socket.socketpair()
+        loop.add_reader(left, print, "never")
+        kept = [loop.call_soon(print, i) for i in range(3)] + [loop.call_later(3600, print)]
+        print("exiting with the loop open")
+    """)
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "exiting with the loop open\n"
+
+
 def test_cancelled_handles_do_not_run_even_when_cancelled_from_another_thread(loop):
     ran = []
     loop.call_soon(ran.append, "cancelled").cancel()

@@ -43,6 +43,12 @@ impl MethodDef {
 /// Runs a method's body for CPython: its result as a new reference, or NULL with the exception
 /// set; a panic is caught and raised as pyo3's `PanicException`.
 ///
+/// Unlike pyo3's wrapper, this does not tell pyo3 that the thread is attached (pyo3 keeps that
+/// count in a thread-local, and offers no public way to raise it without asking CPython). So a
+/// body works with `Bound` references, which need no such question, and releases what it holds
+/// with the token (`drop_ref`, `PyUntypedBuffer::release`): a `Py` dropped without it, from a
+/// thread that pyo3 thinks is not attached, waits in pyo3's pool for a later call into Rust.
+///
 /// # Safety
 /// The caller is a C function that CPython called, with the GIL held.
 #[inline(always)]
@@ -52,11 +58,15 @@ pub(crate) unsafe fn enter(body: impl for<'py> FnOnce(Python<'py>) -> PyResult<B
     let error = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(py))) {
         Ok(Ok(result)) => return result.into_ptr(),
         Ok(Err(error)) => error,
-        Err(payload) => {
-            let message = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied()).unwrap_or("panic from Rust code");
-            pyo3::panic::PanicException::new_err(message.to_string())
-        }
+        Err(payload) => panic_error(payload),
     };
     error.restore(py);
     std::ptr::null_mut()
+}
+
+/// A caught panic as pyo3 raises one: a `PanicException` with the panic's message.
+#[cold]
+pub(crate) fn panic_error(payload: Box<dyn std::any::Any + Send>) -> PyErr {
+    let message = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied()).unwrap_or("panic from Rust code");
+    pyo3::panic::PanicException::new_err(message.to_string())
 }

@@ -106,6 +106,14 @@ impl HandleContext {
         self.retrack(py);
         self.object.clone_ref(py)
     }
+
+    /// Lets go of the context with the GIL's token in hand (see [`Handle::release`]).
+    fn release(self, py: Python<'_>) {
+        self.retrack(py);
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the reference is read out once.
+        unsafe { std::ptr::read(&this.object) }.drop_ref(py);
+    }
 }
 
 impl Drop for HandleContext {
@@ -142,6 +150,22 @@ pub struct TimerHandle {
 }
 
 impl Handle {
+    /// Lets go of everything the handle holds, with the GIL's token in hand: what a handle's
+    /// deallocator does (`handle_memory`). Dropping a `Py` without the token asks pyo3 whether
+    /// the thread is attached, and outside pyo3's own frames (a handle freed by `del` in plain
+    /// Python code, or while the interpreter shuts down) the answer is no: the reference would
+    /// wait in pyo3's pool for a later call into Rust, and the context's re-tracking would try
+    /// to attach the thread again, which CPython 3.13 refuses while it finalizes.
+    pub(crate) fn release(self, py: Python<'_>) {
+        let Handle { call, context, event_loop, .. } = self;
+        if let Some((callback, args)) = call.into_inner() {
+            callback.drop_ref(py);
+            args.drop_ref(py);
+        }
+        context.release(py);
+        event_loop.drop_ref(py);
+    }
+
     /// A handle with nothing to call, for measuring where pyo3 keeps a handle's fields
     /// (`handle_memory`).
     pub(crate) fn placeholder(py: Python<'_>) -> Self {
@@ -553,15 +577,13 @@ impl EventLoopCore {
         Ok(())
     }
 
-    /// A handle for `callback(*args)`. One that runs once is untracked by the garbage collector:
-    /// it lets go of its callback when it runs, is cancelled, or its loop closes, so it can never
-    /// keep a cycle alive, and the collector need not visit the thousands a busy loop holds.
+    /// A handle for `callback(*args)`, untracked by the garbage collector (`handle_memory`): a
+    /// handle lets go of its callback when it runs (once), is cancelled or removed, or its loop
+    /// closes, so it can never keep a cycle alive, and the collector need not visit the
+    /// thousands a busy loop holds.
     pub(crate) fn new_handle(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>, repeats: bool) -> PyResult<Py<Handle>> {
         let py = slf.py();
         let handle = crate::handle_memory::new_object(py, Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind(), repeats)?)?;
-        if !repeats {
-            untrack(handle.as_any());
-        }
         Ok(handle)
     }
 

@@ -5,15 +5,15 @@
 //!   tuples and frames: the allocator's round trip, with the garbage collector's bookkeeping, was
 //!   a tenth of a `call_soon` chain's step (callgrind). They are the class's `tp_alloc` and
 //!   `tp_free`.
-//! - [`new_object`] writes the Rust value into the object itself, and the class's `tp_dealloc`
-//!   drops it there: pyo3's constructor (which calls `object.__new__`) and its destructor (which
-//!   enters pyo3's thread-local bookkeeping to catch a panic that dropping a handle cannot raise)
-//!   cost as much again.
+//! - The class's `tp_dealloc` ([`dealloc`]) reads the Rust value out of the object and lets go of
+//!   its references with the GIL's token ([`Handle::release`]), past pyo3's destructor, which
+//!   enters pyo3's thread-local bookkeeping for every handle; pyo3 still makes every handle
+//!   ([`new_object`]).
 //!
 //! Only exact `Handle`s take these paths; a `TimerHandle` or a Python subclass of `Handle` is
-//! laid out differently, and is made and freed by pyo3 and CPython. Where pyo3 keeps the Rust
-//! value inside the object is not a public promise, so it is measured, on a real handle, when
-//! the module is made ([`install`]).
+//! laid out differently, and is freed by pyo3 and CPython. Where pyo3 keeps the Rust value
+//! inside the object is not a public promise, so it is measured, on a real handle, when the
+//! module is made ([`install`]).
 
 use crate::event_loop::Handle;
 use crate::gil::GilCell;
@@ -66,10 +66,15 @@ pub(crate) fn install(class: &Bound<'_, PyType>) -> PyResult<()> {
     // SAFETY: pyo3's heap type for Handle, whose slots are patched (and PyType_Modified called) as
     // CPython's own types are changed; the probe is a live instance, only measured.
     unsafe {
-        let Some(pyo3_dealloc) = (*class).tp_dealloc else { return Ok(()) };
+        let pyo3_dealloc = (*class).tp_dealloc.ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("pyo3 gave Handle no deallocator"))?;
         let value = (probe.get() as *const Handle as usize) - (probe.as_ptr() as usize);
         let layout = Layout { class: class as usize, value, weaklist: (*class).tp_weaklistoffset as usize, size: (*class).tp_basicsize as usize, pyo3_dealloc };
-        assert!(layout.weaklist > 0 && layout.value + std::mem::size_of::<Handle>() <= layout.size, "pyo3 laid a Handle out as it never did");
+        // The deallocator reads the value and the weak-reference list, and nothing else, which
+        // is all pyo3's own deallocator does for a class like this one (no `__dict__`, `frozen`,
+        // `Send`: its other fields have nothing to drop).
+        if layout.weaklist == 0 || layout.value + std::mem::size_of::<Handle>() > layout.size {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err("pyo3 laid a Handle out in a way mioloop does not know"));
+        }
         drop(probe);
         if LAYOUT.set(layout).is_ok() {
             (*class).tp_alloc = Some(alloc);
@@ -81,62 +86,56 @@ pub(crate) fn install(class: &Bound<'_, PyType>) -> PyResult<()> {
     Ok(())
 }
 
-/// A new `Handle` object holding `value`.
+/// A new `Handle` object holding `value`, untracked by the garbage collector: a handle has no
+/// `__traverse__`, so the collector could find nothing through it (`EventLoopCore::new_handle`
+/// says why none is needed). pyo3 makes it, through the class's `tp_alloc` ([`alloc`]).
 pub(crate) fn new_object(py: Python<'_>, value: Handle) -> PyResult<Py<Handle>> {
-    let layout = layout();
-    // SAFETY: `alloc` returns a zeroed instance of the class, with a reference to its class, or
-    // NULL with an exception set; the value is written where pyo3 keeps it (measured by
-    // `install`), which is what pyo3's constructor does after the same allocation.
-    unsafe {
-        let object = alloc(layout.class as *mut ffi::PyTypeObject, 0);
-        if object.is_null() {
-            return Err(PyErr::fetch(py));
-        }
-        std::ptr::write(object.cast::<u8>().add(layout.value).cast::<Handle>(), value);
-        Ok(Bound::from_owned_ptr(py, object).cast_into_unchecked::<Handle>().unbind())
-    }
+    let handle = Py::new(py, value)?;
+    // SAFETY: a live object that we own a reference to; untracking an untracked one does nothing.
+    unsafe { ffi::PyObject_GC_UnTrack(handle.as_ptr().cast()) };
+    Ok(handle)
 }
 
-/// `tp_alloc`: a kept handle, zeroed and made an object again (with a reference to its class, as
-/// `PyType_GenericAlloc` makes one), or a new one.
+/// `tp_alloc`: a kept handle made an object again (with a reference to its class, as
+/// `PyType_GenericAlloc` makes one; pyo3 then writes every field it has), or a new one.
 unsafe extern "C" fn alloc(class: *mut ffi::PyTypeObject, items: ffi::Py_ssize_t) -> *mut ffi::PyObject {
     // SAFETY: CPython allocates with the GIL held.
     let py = unsafe { Python::assume_attached() };
     let layout = layout();
     if items == 0 && class as usize == layout.class {
         if let Some(FreeHandle(memory)) = FREE_HANDLES.with(py, Vec::pop) {
-            // SAFETY: memory of a freed, untracked handle of this very class, `size` bytes long.
-            // It is left untracked: a handle holds no `__traverse__`, so the collector has nothing
-            // to find through it, and `new_handle` untracks a one-shot handle anyway.
-            unsafe {
-                let header = std::mem::size_of::<ffi::PyObject>();
-                std::ptr::write_bytes(memory.as_ptr().cast::<u8>().add(header), 0, layout.size - header);
-                return ffi::PyObject_Init(memory.as_ptr(), class);
-            }
+            // SAFETY: memory of a freed, untracked handle of this very class. It is left
+            // untracked, as `new_object` leaves every handle.
+            return unsafe { ffi::PyObject_Init(memory.as_ptr(), class) };
         }
     }
     // SAFETY: CPython's own allocation, for any class.
     unsafe { ffi::PyType_GenericAlloc(class, items) }
 }
 
-/// `tp_dealloc`: an exact handle's weak references cleared and its Rust value dropped in place,
-/// then its memory kept or freed; anything else goes to pyo3's deallocator.
+/// `tp_dealloc`: an exact handle's weak references cleared and its Rust value released with the
+/// GIL's token ([`Handle::release`]), then its memory kept or freed; anything else goes to pyo3's
+/// deallocator. A panic (there is none to expect) is reported as unraisable, never unwound into C.
 unsafe extern "C" fn dealloc(object: *mut ffi::PyObject) {
     let layout = layout();
     // SAFETY: CPython calls tp_dealloc with the GIL held, on a dead object of this class or of a
     // subclass, once. For an exact handle: the weak-reference list and the value are where
-    // `install` measured them; the value was written by `new_object` or pyo3 and is dropped once;
-    // the object's reference to its class is released last, as pyo3 and CPython do.
+    // `install` measured them; the value was written by `new_object` or pyo3 and is read out
+    // once; the object's reference to its class is released last, as pyo3 and CPython do.
     unsafe {
         let class = ffi::Py_TYPE(object);
         if class as usize != layout.class {
             return (layout.pyo3_dealloc)(object);
         }
+        let py = Python::assume_attached();
         ffi::PyObject_GC_UnTrack(object.cast());
         if !(*object.cast::<u8>().add(layout.weaklist).cast::<*mut ffi::PyObject>()).is_null() {
             ffi::PyObject_ClearWeakRefs(object);
         }
-        std::ptr::drop_in_place(object.cast::<u8>().add(layout.value).cast::<Handle>());
+        let value = std::ptr::read(object.cast::<u8>().add(layout.value).cast::<Handle>());
+        if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| value.release(py))) {
+            crate::cmethod::panic_error(payload).write_unraisable(py, None);
+        }
         free(object.cast());
         ffi::Py_DECREF(class.cast());
     }

@@ -155,10 +155,18 @@ pub fn sock_sendall<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'p
     let py = event_loop.py();
     check_socket(event_loop, sock)?;
     let view = PyUntypedBuffer::get(data)?;
+    // The export is released with the token on every way out (see `cmethod::enter`).
+    let result = send_from_view(event_loop, sock, &view);
+    view.release(py);
+    result
+}
+
+fn send_from_view<'py>(event_loop: &Bound<'py, EventLoopCore>, sock: &Bound<'py, PyAny>, view: &PyUntypedBuffer) -> PyResult<Bound<'py, Future>> {
+    let py = event_loop.py();
     if !view.is_c_contiguous() {
         return Err(pyo3::exceptions::PyBufferError::new_err("the buffer is not contiguous"));
     }
-    // SAFETY: a C-contiguous export of `len_bytes` bytes, held while `bytes` is used.
+    // SAFETY: a C-contiguous export of `len_bytes` bytes, held by the caller while `bytes` is used.
     let bytes = unsafe { std::slice::from_raw_parts(view.buf_ptr() as *const u8, view.len_bytes()) };
     let fd = socket_fd(sock)?;
     let sent = match if bytes.is_empty() { Io::Done(0) } else { send(fd, bytes) } {

@@ -106,24 +106,11 @@ impl<'a, 'py> State<'a, 'py> {
     }
 
     fn is_true(&self, name: &Bound<'py, PyString>) -> PyResult<bool> {
-        let value = self.get(name)?;
-        // SAFETY: a valid object; returns -1 with an exception set.
-        match unsafe { ffi::PyObject_IsTrue(value.as_ptr()) } {
-            -1 => Err(PyErr::fetch(value.py())),
-            truth => Ok(truth == 1),
-        }
+        self.get(name)?.is_truthy()
     }
 
     fn fd(&self) -> PyResult<i32> {
-        let fd = self.get(intern!(self.transport.py(), "_sock_fd"))?;
-        // SAFETY: a valid object; returns -1 with an exception set for anything but an int.
-        match unsafe { ffi::PyLong_AsLong(fd.as_ptr()) } {
-            -1 => match PyErr::take(fd.py()) {
-                Some(error) => Err(error),
-                None => Ok(-1),
-            },
-            fd => i32::try_from(fd).map_err(|_| pyo3::exceptions::PyOverflowError::new_err("the transport's descriptor is out of range")),
-        }
+        self.get(intern!(self.transport.py(), "_sock_fd"))?.extract()
     }
 }
 
@@ -232,28 +219,36 @@ pub fn write(transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<
         return asyncio_write(data);
     }
     // bytes are read in place; a bytearray or memoryview through the buffer protocol, held (`view`)
-    // until the end of the call.
-    let view;
-    let bytes = match data.cast::<PyBytes>() {
-        Ok(data) => data.as_bytes(),
+    // until the end of the call, and released with the token (see `cmethod::enter`).
+    let view = match data.cast::<PyBytes>() {
+        Ok(_) => None,
         Err(_) => match PyUntypedBuffer::get(data) {
-            Ok(exported) if exported.is_c_contiguous() => {
-                view = exported;
-                // SAFETY: a C-contiguous export of `len_bytes` bytes, held while `bytes` is used.
-                unsafe { std::slice::from_raw_parts(view.buf_ptr() as *const u8, view.len_bytes()) }
+            Ok(exported) if exported.is_c_contiguous() => Some(exported),
+            Ok(exported) => {
+                exported.release(py);
+                return asyncio_write(data);
             }
-            _ => return asyncio_write(data),
+            Err(_) => return asyncio_write(data),
         },
     };
-    if bytes.is_empty() {
-        return Ok(());
+    let bytes = match (&view, data.cast::<PyBytes>()) {
+        // SAFETY: a C-contiguous export of `len_bytes` bytes, held while `bytes` is used.
+        (Some(view), _) => unsafe { std::slice::from_raw_parts(view.buf_ptr() as *const u8, view.len_bytes()) },
+        (None, data) => data.expect("bytes, when there is no view").as_bytes(),
+    };
+    let result = match bytes.is_empty() {
+        true => Ok(()),
+        false => match send(state.fd()?, bytes) {
+            Io::Done(n) if n == bytes.len() => Ok(()),
+            Io::Done(n) => asyncio_write(PyBytes::new(py, &bytes[n..]).as_any()),
+            Io::WouldBlock => asyncio_write(data),
+            Io::Failed(error) => fatal(transport, error, "Fatal write error on socket transport"),
+        },
+    };
+    if let Some(view) = view {
+        view.release(py);
     }
-    match send(state.fd()?, bytes) {
-        Io::Done(n) if n == bytes.len() => Ok(()),
-        Io::Done(n) => asyncio_write(PyBytes::new(py, &bytes[n..]).as_any()),
-        Io::WouldBlock => asyncio_write(data),
-        Io::Failed(error) => fatal(transport, error, "Fatal write error on socket transport"),
-    }
+    result
 }
 
 static READ_READY: MethodDef = MethodDef::new(

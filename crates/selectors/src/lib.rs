@@ -164,7 +164,9 @@ pub struct Selector<T> {
 }
 
 /// Keys indexed by descriptor, as libuv keeps its watchers: descriptors are small integers, and a
-/// look-up is made for every event of every wait, so an array beats a search tree.
+/// look-up is made for every event of every wait, so an array beats a search tree. The array
+/// grows to the largest descriptor registered and keeps its size (a slot is a few dozen bytes:
+/// a megabyte per 30,000 descriptors).
 struct FdTable<T> {
     slots: Vec<Option<Key<T>>>,
     len: usize,
