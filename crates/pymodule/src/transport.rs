@@ -82,7 +82,7 @@ pub(crate) fn send(fd: i32, data: &[u8]) -> Io {
 
 /// A transport's state as asyncio keeps it, in instance attributes, read from the instance's
 /// `__dict__`: `getattr` first searches the class hierarchy (for a property of the same name),
-/// which, for the nine reads per message, was a sixth of the echo server's instructions in user
+/// which, for the eight reads per message, was a sixth of the echo server's instructions in user
 /// space. asyncio's transports have no such properties; a name missing from the dictionary is
 /// looked up with `getattr` all the same.
 struct State<'a, 'py> {
