@@ -23,13 +23,34 @@ unsafe impl Sync for MethodDef {}
 
 impl MethodDef {
     /// `doc` starts with the signature (`name($self, ...)\n--\n\n`), as CPython's own methods do,
-    /// so that `inspect.signature` reads it.
-    pub(crate) const fn new(name: &'static CStr, doc: &'static CStr, method: ffi::PyMethodDefPointer, flags: std::ffi::c_int) -> Self {
+    /// so that `inspect.signature` reads it. The calling convention follows from the function's
+    /// type, through the constructors below.
+    const fn new(name: &'static CStr, doc: &'static CStr, method: ffi::PyMethodDefPointer, flags: std::ffi::c_int) -> Self {
         MethodDef(UnsafeCell::new(ffi::PyMethodDef { ml_name: name.as_ptr(), ml_meth: method, ml_flags: flags, ml_doc: doc.as_ptr() }))
     }
 
+    /// A method without arguments (`METH_NOARGS`).
+    pub(crate) const fn no_arguments(name: &'static CStr, doc: &'static CStr, function: ffi::PyCFunction) -> Self {
+        Self::new(name, doc, ffi::PyMethodDefPointer { PyCFunction: function }, ffi::METH_NOARGS)
+    }
+
+    /// A method of one positional argument, passed as it is (`METH_O`).
+    pub(crate) const fn one_argument(name: &'static CStr, doc: &'static CStr, function: ffi::PyCFunction) -> Self {
+        Self::new(name, doc, ffi::PyMethodDefPointer { PyCFunction: function }, ffi::METH_O)
+    }
+
+    /// A method of positional arguments, in place (`METH_FASTCALL`).
+    pub(crate) const fn fastcall(name: &'static CStr, doc: &'static CStr, function: ffi::PyCFunctionFast) -> Self {
+        Self::new(name, doc, ffi::PyMethodDefPointer { PyCFunctionFast: function }, ffi::METH_FASTCALL)
+    }
+
+    /// A method of positional and keyword arguments, in place (`METH_FASTCALL | METH_KEYWORDS`).
+    pub(crate) const fn fastcall_keywords(name: &'static CStr, doc: &'static CStr, function: ffi::PyCFunctionFastWithKeywords) -> Self {
+        Self::new(name, doc, ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: function }, ffi::METH_FASTCALL | ffi::METH_KEYWORDS)
+    }
+
     /// Sets the method on `class` as a method descriptor, under its own name.
-    pub(crate) fn install(&'static self, class: &Bound<'_, PyType>) -> PyResult<()> {
+    fn install(&'static self, class: &Bound<'_, PyType>) -> PyResult<()> {
         let py = class.py();
         // SAFETY: a static definition, which outlives the interpreter; PyDescr_NewMethod returns a
         // new reference to a descriptor for instances of `class`, or NULL with an exception set.
@@ -38,6 +59,11 @@ impl MethodDef {
         let name = unsafe { CStr::from_ptr((*self.0.get()).ml_name) }.to_str().expect("method names are ASCII");
         class.setattr(name, descriptor)
     }
+}
+
+/// Sets each of `methods` on `class`; called once per class, when the module is made.
+pub(crate) fn install(class: &Bound<'_, PyType>, methods: &[&'static MethodDef]) -> PyResult<()> {
+    methods.iter().try_for_each(|method| method.install(class))
 }
 
 /// Runs a method's body for CPython: its result as a new reference, or NULL with the exception

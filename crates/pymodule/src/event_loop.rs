@@ -991,25 +991,22 @@ impl EventLoopCore {
 
 /// `call_soon` and `call_soon_threadsafe` as CPython's own methods are made ([`crate::cmethod`]):
 /// they are the loop's most frequent calls.
-static CALL_SOON: MethodDef = MethodDef::new(
+static CALL_SOON: MethodDef = MethodDef::fastcall_keywords(
     c"call_soon",
     c"call_soon($self, callback, *args, context=None)\n--\n\nRuns `callback(*args)` on the next turn, in `context` (a copy of the current one by default).",
-    ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: call_soon_entry::<false> },
-    ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+    call_soon_entry::<false>,
 );
 
-static CALL_SOON_THREADSAFE: MethodDef = MethodDef::new(
+static CALL_SOON_THREADSAFE: MethodDef = MethodDef::fastcall_keywords(
     c"call_soon_threadsafe",
     c"call_soon_threadsafe($self, callback, *args, context=None)\n--\n\n`call_soon` for other threads: wakes the loop if it waits (once per batch).",
-    ffi::PyMethodDefPointer { PyCFunctionFastWithKeywords: call_soon_entry::<true> },
-    ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+    call_soon_entry::<true>,
 );
 
 /// Puts `call_soon` and `call_soon_threadsafe` on `_EventLoopCore`; called once, when the module
 /// is made.
 pub(crate) fn install_call_soon(class: &Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
-    CALL_SOON.install(class)?;
-    CALL_SOON_THREADSAFE.install(class)
+    cmethod::install(class, &[&CALL_SOON, &CALL_SOON_THREADSAFE])
 }
 
 /// The C function of `call_soon` (`THREADSAFE` false) and `call_soon_threadsafe`.
@@ -1031,8 +1028,8 @@ unsafe extern "C" fn call_soon_entry<const THREADSAFE: bool>(
                 EventLoopCore::call_soon(&slf, &callback, &empty_tuple(py), None, THREADSAFE)?
             } else {
                 let method = if THREADSAFE { "call_soon_threadsafe" } else { "call_soon" };
-                let arguments = CallSoonArguments::read(py, args, nargs, kwnames).map_err(|message| PyTypeError::new_err(format!("{method}() {message}")))?;
-                EventLoopCore::call_soon(&slf, &arguments.callback, &arguments.args?, arguments.context, THREADSAFE)?
+                let CallSoonArguments { callback, args, context } = CallSoonArguments::read(py, method, args, nargs, kwnames)?;
+                EventLoopCore::call_soon(&slf, &callback, &args, context, THREADSAFE)?
             };
             Ok(handle.into_bound(py).into_any())
         })
@@ -1048,19 +1045,20 @@ pub(crate) fn empty_tuple(py: Python<'_>) -> Bound<'_, PyTuple> {
 /// What `call_soon(callback, *args, context=None)` was given.
 struct CallSoonArguments<'py> {
     callback: Bound<'py, PyAny>,
-    args: PyResult<Bound<'py, PyTuple>>,
+    args: Bound<'py, PyTuple>,
     /// `None` when not given, or given as None.
     context: Option<Py<PyAny>>,
 }
 
 impl<'py> CallSoonArguments<'py> {
-    /// Reads a vectorcall's arguments by Python's rules for that signature; a mistake is
-    /// described as Python would, after the method's name.
+    /// Reads a vectorcall's arguments by Python's rules for that signature; a mistake is the
+    /// `TypeError` Python would raise, after the method's name.
     ///
     /// # Safety
     /// `args` holds `nargs` positional arguments, then one value per name in `kwnames` (a tuple of
     /// strings, or NULL), all valid for the call.
-    unsafe fn read(py: Python<'py>, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> Result<Self, String> {
+    unsafe fn read(py: Python<'py>, method: &str, args: *const *mut ffi::PyObject, nargs: ffi::Py_ssize_t, kwnames: *mut ffi::PyObject) -> PyResult<Self> {
+        let mistake = |message: &str| PyTypeError::new_err(format!("{method}() {message}"));
         let positional: &[*mut ffi::PyObject] = match nargs {
             0 => &[],
             // SAFETY: as the caller promises.
@@ -1075,20 +1073,20 @@ impl<'py> CallSoonArguments<'py> {
             for (i, name) in names.iter().enumerate() {
                 // SAFETY: as above.
                 let value = unsafe { Bound::from_borrowed_ptr(py, *args.offset(nargs + i as ffi::Py_ssize_t)) };
-                let name = name.cast_into::<PyString>().map_err(|_| "keywords must be strings".to_string())?;
+                let name = name.cast_into::<PyString>().map_err(|_| mistake("keywords must be strings"))?;
                 match name.to_str().unwrap_or_default() {
                     "context" => context = Some(value).filter(|v| !v.is_none()).map(Bound::unbind),
-                    "callback" if callback.is_some() => return Err("got multiple values for argument 'callback'".into()),
+                    "callback" if callback.is_some() => return Err(mistake("got multiple values for argument 'callback'")),
                     "callback" => callback = Some(value),
-                    other => return Err(format!("got an unexpected keyword argument '{other}'")),
+                    other => return Err(mistake(&format!("got an unexpected keyword argument '{other}'"))),
                 }
             }
         }
-        let callback = callback.ok_or_else(|| "missing 1 required positional argument: 'callback'".to_string())?;
+        let callback = callback.ok_or_else(|| mistake("missing 1 required positional argument: 'callback'"))?;
         let args = match positional.get(1..) {
             // SAFETY: as above.
-            Some(rest) if !rest.is_empty() => PyTuple::new(py, rest.iter().map(|&p| unsafe { Bound::from_borrowed_ptr(py, p) })),
-            _ => Ok(empty_tuple(py)),
+            Some(rest) if !rest.is_empty() => PyTuple::new(py, rest.iter().map(|&p| unsafe { Bound::from_borrowed_ptr(py, p) }))?,
+            _ => empty_tuple(py),
         };
         Ok(CallSoonArguments { callback, args, context })
     }

@@ -525,11 +525,16 @@ pub(crate) fn report_unretrieved(future: &Bound<'_, Future>) -> PyResult<()> {
     context.set_item("message", format!("{} exception was never retrieved", future.get_type().name()?))?;
     context.set_item("exception", exception)?;
     context.set_item("future", future)?;
-    if let Some(source) = source {
+    report_to_handler(event_loop.bind(py), &context, source)
+}
+
+/// Hands a report of a dying future or task to its loop's exception handler, with the traceback
+/// of where it was made (debug mode), as asyncio's C Future does.
+pub(crate) fn report_to_handler(event_loop: &Bound<'_, PyAny>, context: &Bound<'_, PyDict>, source_traceback: Option<Py<PyAny>>) -> PyResult<()> {
+    if let Some(source) = source_traceback {
         context.set_item("source_traceback", source)?;
     }
-    event_loop.bind(py).call_method1(intern!(py, "call_exception_handler"), (context,))?;
-    Ok(())
+    event_loop.call_method1(intern!(event_loop.py(), "call_exception_handler"), (context,)).map(drop)
 }
 
 #[pymethods]

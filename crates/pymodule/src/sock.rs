@@ -273,24 +273,21 @@ impl CleanUp {
     }
 }
 
-static SOCK_RECV: MethodDef = MethodDef::new(
+static SOCK_RECV: MethodDef = MethodDef::fastcall(
     c"_sock_recv_native",
     c"_sock_recv_native($self, sock, n, /)\n--\n\nA future of the bytes of one recv(n) (`sock_recv` awaits it).",
-    ffi::PyMethodDefPointer { PyCFunctionFast: sock_recv_entry },
-    ffi::METH_FASTCALL,
+    sock_recv_entry,
 );
 
-static SOCK_SENDALL: MethodDef = MethodDef::new(
+static SOCK_SENDALL: MethodDef = MethodDef::fastcall(
     c"_sock_sendall_native",
     c"_sock_sendall_native($self, sock, data, /)\n--\n\nA future of None once every byte is sent (`sock_sendall` awaits it).",
-    ffi::PyMethodDefPointer { PyCFunctionFast: sock_sendall_entry },
-    ffi::METH_FASTCALL,
+    sock_sendall_entry,
 );
 
 /// Puts `_sock_recv_native` and `_sock_sendall_native` on `_EventLoopCore`.
 pub(crate) fn install(class: &Bound<'_, PyType>) -> PyResult<()> {
-    SOCK_RECV.install(class)?;
-    SOCK_SENDALL.install(class)
+    cmethod::install(class, &[&SOCK_RECV, &SOCK_SENDALL])
 }
 
 /// The two arguments of a call, or the TypeError Python would raise.

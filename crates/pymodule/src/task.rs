@@ -476,11 +476,7 @@ impl Task {
         let context = PyDict::new(py);
         context.set_item("message", "Task was destroyed but it is pending!")?;
         context.set_item("task", slf)?;
-        if let Some(source) = source {
-            context.set_item("source_traceback", source)?;
-        }
-        event_loop.bind(py).call_method1(intern!(py, "call_exception_handler"), (context,))?;
-        Ok(())
+        crate::future::report_to_handler(event_loop.bind(py), &context, source)
     }
 }
 

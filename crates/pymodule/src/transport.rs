@@ -218,57 +218,52 @@ pub fn write(transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<
     if !ordinary {
         return asyncio_write(data);
     }
-    // bytes are read in place; a bytearray or memoryview through the buffer protocol, held (`view`)
-    // until the end of the call, and released with the token (see `cmethod::enter`).
-    let view = match data.cast::<PyBytes>() {
-        Ok(_) => None,
-        Err(_) => match PyUntypedBuffer::get(data) {
-            Ok(exported) if exported.is_c_contiguous() => Some(exported),
-            Ok(exported) => {
-                exported.release(py);
-                return asyncio_write(data);
-            }
-            Err(_) => return asyncio_write(data),
-        },
-    };
-    let bytes = match (&view, data.cast::<PyBytes>()) {
-        // SAFETY: a C-contiguous export of `len_bytes` bytes, held while `bytes` is used.
-        (Some(view), _) => unsafe { std::slice::from_raw_parts(view.buf_ptr() as *const u8, view.len_bytes()) },
-        (None, data) => data.expect("bytes, when there is no view").as_bytes(),
-    };
-    let result = match bytes.is_empty() {
+    let fd = state.fd()?;
+    // One `send`; what the kernel does not take, or all of it if it would block, to asyncio.
+    let send_now = |bytes: &[u8]| match bytes.is_empty() {
         true => Ok(()),
-        false => match send(state.fd()?, bytes) {
+        false => match send(fd, bytes) {
             Io::Done(n) if n == bytes.len() => Ok(()),
             Io::Done(n) => asyncio_write(PyBytes::new(py, &bytes[n..]).as_any()),
             Io::WouldBlock => asyncio_write(data),
             Io::Failed(error) => fatal(transport, error, "Fatal write error on socket transport"),
         },
     };
-    if let Some(view) = view {
-        view.release(py);
+    // bytes are read in place; a bytearray or memoryview through the buffer protocol, held until
+    // the send is done and released with the token (see `cmethod::enter`).
+    match data.cast::<PyBytes>() {
+        Ok(bytes) => send_now(bytes.as_bytes()),
+        Err(_) => match PyUntypedBuffer::get(data) {
+            Ok(view) if view.is_c_contiguous() => {
+                // SAFETY: a C-contiguous export of `len_bytes` bytes, held while the slice is used.
+                let result = send_now(unsafe { std::slice::from_raw_parts(view.buf_ptr() as *const u8, view.len_bytes()) });
+                view.release(py);
+                result
+            }
+            Ok(view) => {
+                view.release(py);
+                asyncio_write(data)
+            }
+            Err(_) => asyncio_write(data),
+        },
     }
-    result
 }
 
-static READ_READY: MethodDef = MethodDef::new(
+static READ_READY: MethodDef = MethodDef::no_arguments(
     c"_read_ready",
     c"_read_ready($self, /)\n--\n\nThe socket is readable: recv, then hand the data to the protocol.",
-    ffi::PyMethodDefPointer { PyCFunction: read_ready_entry },
-    ffi::METH_NOARGS,
+    read_ready_entry,
 );
 
-static WRITE: MethodDef = MethodDef::new(
+static WRITE: MethodDef = MethodDef::one_argument(
     c"write",
     c"write($self, data, /)\n--\n\nSends `data` at once when nothing is buffered; buffers the rest, as asyncio does.",
-    ffi::PyMethodDefPointer { PyCFunction: write_entry },
-    ffi::METH_O,
+    write_entry,
 );
 
 /// Puts `_read_ready` and `write` on mioloop's socket transport class (`event_loop.py`).
 pub(crate) fn install(class: &Bound<'_, PyType>) -> PyResult<()> {
-    READ_READY.install(class)?;
-    WRITE.install(class)
+    cmethod::install(class, &[&READ_READY, &WRITE])
 }
 
 unsafe extern "C" fn read_ready_entry(transport: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
