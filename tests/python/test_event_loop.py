@@ -223,6 +223,27 @@ def test_handles_are_reused_without_a_trace_of_their_past(loop):
     gc.collect()
 
 
+def test_freed_handles_are_kept_up_to_a_bound(loop):
+    """Up to 262,144 freed handles are kept for the next ones (the backlog a burst of
+    call_soon_threadsafe leaves); past that, a freed handle's memory goes back to Python's
+    allocator."""
+    gc.collect()
+    before = sys.getallocatedblocks()
+    burst = [loop.call_soon(print) for _ in range(300_000)]
+    for handle in burst:
+        handle.cancel()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    del burst, handle
+    gc.collect()
+    kept = sys.getallocatedblocks() - before
+    assert 262_144 - 1000 < kept < 262_144 + 1000
+    again = [loop.call_soon(print) for _ in range(300_000)]  # the kept ones first, then new ones
+    assert len({id(handle) for handle in again}) == 300_000
+    for handle in again:
+        handle.cancel()
+
+
 def test_handles_freed_outside_the_loop_and_at_exit_let_go_cleanly():
     """A handle's last reference may go in plain Python code or while the interpreter shuts down
     (an unclosed loop in a module global): its deallocator must let go of what it holds there too,
@@ -353,6 +374,115 @@ def test_contexts_survive_every_way_a_handle_ends():
     assert all(context[var] == "scheduled" for context in shared)
     del shared
     gc.collect()
+
+
+@pytest.mark.parametrize("new_loop", [asyncio.new_event_loop, mioloop.new_event_loop], ids=["asyncio", "mioloop"])
+def test_callbacks_sent_from_an_empty_context_each_run_in_their_own(new_loop):
+    """A handle sent from a thread that never set a variable keeps no context: it is lent an empty
+    one when it runs, which goes back to be lent again only if it is still empty and nobody was
+    given it. Whatever a callback does to its context, no other callback sees it, and what
+    get_context() gives out (before, during or after the run) is the context the callback ran in,
+    exactly as asyncio's copy per handle behaves (the same test runs on asyncio)."""
+    import contextvars
+
+    var = contextvars.ContextVar("var", default="unset")
+    loop = new_loop()
+    seen, given = [], {}
+
+    def context_of(handle):
+        # asyncio's Handle has get_context() from 3.12; before, the attribute behind it.
+        return handle.get_context() if hasattr(handle, "get_context") else handle._context
+
+    def look(name, value=None):
+        seen.append((name, var.get()))
+        if value is not None:
+            var.set(value)
+
+    def look_and_ask(name):
+        look(name, "set while running")
+        given[name] = context_of(handles[name])
+
+    def set_and_reset(name):
+        token = var.set("set, then reset")
+        seen.append((name, var.get()))
+        var.reset(token)
+
+    def send():
+        try:
+            schedule()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+
+    def schedule():
+        handles["set"] = loop.call_soon_threadsafe(look, "set", "set by a callback")
+        handles["after set"] = loop.call_soon_threadsafe(look, "after set")
+        handles["reset"] = loop.call_soon_threadsafe(set_and_reset, "reset")
+        handles["after reset"] = loop.call_soon_threadsafe(look, "after reset")
+        handles["given before"] = loop.call_soon_threadsafe(look, "given before")
+        given["given before"] = context_of(handles["given before"])
+        given["given before"].run(var.set, "set in the given context")
+        handles["asks"] = loop.call_soon_threadsafe(look_and_ask, "asks")
+        handles["last"] = loop.call_soon_threadsafe(look, "last")
+
+    handles = {}
+    sender = threading.Thread(target=send)
+    sender.start()
+    sender.join()
+    loop.run_forever()
+    given["set"] = context_of(handles["set"])
+    given["after set"] = context_of(handles["after set"])
+    loop.close()
+    assert seen == [
+        ("set", "unset"),
+        ("after set", "unset"),
+        ("reset", "set, then reset"),
+        ("after reset", "unset"),
+        ("given before", "set in the given context"),
+        ("asks", "unset"),
+        ("last", "unset"),
+    ]
+    assert given["set"][var] == "set by a callback"
+    assert given["asks"][var] == "set while running"
+    assert var not in given["after set"]
+    assert len({id(context) for context in given.values()}) == len(given)
+
+
+@pytest.mark.parametrize("new_loop", [asyncio.new_event_loop, mioloop.new_event_loop], ids=["asyncio", "mioloop"])
+def test_a_reader_keeps_one_context_across_its_runs(new_loop):
+    """A reader's handle runs in the same context each time, as asyncio's does: a variable its
+    callback sets (from an empty context) is there on the next run."""
+    import contextvars
+
+    var = contextvars.ContextVar("var", default="unset")
+    loop = new_loop()
+    reader, writer = socket.socketpair()
+    seen = []
+
+    def readable():
+        reader.recv(1)
+        seen.append(var.get())
+        var.set(f"set by run {len(seen)}")
+        if len(seen) == 3:
+            loop.stop()
+        else:
+            writer.send(b"x")
+
+    def start():
+        loop.add_reader(reader, readable)
+        writer.send(b"x")
+
+    # Added from a thread with an empty context, as a library's own thread would.
+    starter = threading.Thread(target=lambda: loop.call_soon_threadsafe(start))
+    starter.start()
+    starter.join()
+    try:
+        loop.run_forever()
+    finally:
+        loop.remove_reader(reader)
+        loop.close()
+        reader.close()
+        writer.close()
+    assert seen == ["unset", "set by run 1", "set by run 2"]
 
 
 def test_a_call_later_from_another_thread_does_not_wait_for_the_sleeping_loop(loop):

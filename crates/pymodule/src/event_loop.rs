@@ -68,70 +68,61 @@ impl Clock {
     }
 }
 
-/// The `contextvars.Context` a handle runs in.
+/// What a handle holds of the `contextvars.Context` its callback runs in.
 ///
 /// A busy loop holds thousands of handles, each with a context it copied; tracked by the garbage
 /// collector, those contexts would be traversed by every collection (a third of the cost of
 /// `call_soon_threadsafe` in the benchmark). A context the handle copied itself is reachable from
 /// nothing else, so it is untracked while the handle holds it. It is tracked again before it is
 /// given out (`get_context`) or let go, because CPython frees a context assuming it is tracked.
-struct HandleContext {
-    object: Py<PyAny>,
-    untracked: GilCell<bool>,
+///
+/// A copy with no variables in it (what a thread that never set one sends) is not kept at all:
+/// the callback is lent an empty context when it runs, which is the same thing to it, and a
+/// backlog of such handles holds no context objects (a thread sending callbacks faster than the
+/// loop runs them otherwise made a context for each, and the kernel faulted in the memory). The
+/// lent context goes back to [`SPARE_CONTEXT`] after the run if it is still empty and was never
+/// given out, so a stream of such callbacks makes no context at all.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ContextKind {
+    /// The caller's context was empty; the handle holds none.
+    Empty,
+    /// A copy the handle made itself, untracked while only the handle holds it.
+    Copied,
+    /// A context the caller passed, or one given out to Python code: tracked, left as it is.
+    Shared,
+    /// An empty context lent for a run.
+    Lent,
 }
 
-impl HandleContext {
-    /// A copy of the current context, untracked.
-    fn copy_current(py: Python<'_>) -> PyResult<Self> {
-        // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
-        let object = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? }.unbind();
-        untrack(&object);
-        Ok(HandleContext { object, untracked: GilCell::new(true) })
-    }
-
-    /// A context the caller passed: theirs, left as it is.
-    fn given(object: Py<PyAny>) -> Self {
-        HandleContext { object, untracked: GilCell::new(false) }
-    }
-
-    fn retrack(&self, py: Python<'_>) {
-        if self.untracked.with(py, std::mem::take) {
-            // SAFETY: we untracked it and own a reference; the GIL is held (the token proves it).
-            unsafe { ffi::PyObject_GC_Track(self.object.as_ptr().cast()) }
-        }
-    }
-
-    /// The context, for Python code: tracked from now on.
-    fn share(&self, py: Python<'_>) -> Py<PyAny> {
-        self.retrack(py);
-        self.object.clone_ref(py)
-    }
-
-    /// Lets go of the context with the GIL's token in hand (see [`Handle::release`]).
-    fn release(self, py: Python<'_>) {
-        self.retrack(py);
-        let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never used or dropped again, so the reference is read out once.
-        unsafe { std::ptr::read(&this.object) }.drop_ref(py);
-    }
-}
-
-impl Drop for HandleContext {
-    fn drop(&mut self) {
-        if *self.untracked.get_mut() {
-            Python::attach(|py| self.retrack(py));
+/// Whether a `contextvars.Context` has no variables: its type's length slot, called directly
+/// (`len()` goes through the sequence and mapping protocols first; this runs twice per callback).
+fn context_is_empty(context: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: a live contextvars.Context, whose type has a mapping length (CPython's context.c);
+    // the length of a context cannot fail.
+    unsafe {
+        let mapping = (*ffi::Py_TYPE(context.as_ptr())).tp_as_mapping;
+        match mapping.as_ref().and_then(|m| m.mp_length) {
+            Some(length) => length(context.as_ptr()) == 0,
+            None => false,
         }
     }
 }
+
+/// An empty context no callback holds, for the next one that needs one ([`ContextKind`]).
+static SPARE_CONTEXT: GilCell<Option<Py<PyAny>>> = GilCell::new(None);
 
 /// A scheduled callback: asyncio's `Handle`, with the same methods and the same repr.
+///
+/// Its fields are laid out so that the object is 64 bytes (the collector's header apart): the
+/// loop makes one per callback, and a backlog of them is the loop's largest use of memory.
 #[pyclass(frozen, subclass, weakref, module = "mioloop")]
 pub struct Handle {
     /// The callback and its arguments; dropped on `cancel()`, as asyncio does, so that a cancelled
     /// handle keeps nothing alive.
     call: GilCell<Option<(Py<PyAny>, Py<PyTuple>)>>,
-    /// The `contextvars.Context` the callback runs in: a copy of the caller's, taken at scheduling.
-    context: HandleContext,
+    /// The `contextvars.Context` the callback runs in, as `context_kind` says.
+    context: GilCell<Option<Py<PyAny>>>,
+    context_kind: GilCell<ContextKind>,
     cancelled: GilCell<bool>,
     /// The loop, for its exception handler.
     event_loop: Py<PyAny>,
@@ -149,6 +140,16 @@ pub struct TimerHandle {
     timer: GilCell<Option<TimerId>>,
 }
 
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // Only pyo3's destructor comes here (a `TimerHandle`, a subclass, a handle never made an
+        // object): `release` is the usual way out.
+        if *self.context_kind.get_mut() == ContextKind::Copied {
+            Python::attach(|py| self.retrack_context(py));
+        }
+    }
+}
+
 impl Handle {
     /// Lets go of everything the handle holds, with the GIL's token in hand: what a handle's
     /// deallocator does (`handle_memory`). Dropping a `Py` without the token asks pyo3 whether
@@ -157,27 +158,127 @@ impl Handle {
     /// wait in pyo3's pool for a later call into Rust, and the context's re-tracking would try
     /// to attach the thread again, which CPython 3.13 refuses while it finalizes.
     pub(crate) fn release(self, py: Python<'_>) {
-        let Handle { call, context, event_loop, .. } = self;
-        if let Some((callback, args)) = call.into_inner() {
+        self.retrack_context(py);
+        if let Some((callback, args)) = self.call.with(py, Option::take) {
             callback.drop_ref(py);
             args.drop_ref(py);
         }
-        context.release(py);
-        event_loop.drop_ref(py);
+        if let Some(context) = self.context.with(py, Option::take) {
+            context.drop_ref(py);
+        }
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the reference is read out once; the
+        // other fields hold nothing to drop now.
+        unsafe { std::ptr::read(&this.event_loop) }.drop_ref(py);
     }
 
     /// A handle with nothing to call, for measuring where pyo3 keeps a handle's fields
     /// (`handle_memory`).
     pub(crate) fn placeholder(py: Python<'_>) -> Self {
-        Handle { call: GilCell::new(None), context: HandleContext::given(py.None()), cancelled: GilCell::new(true), event_loop: py.None(), repeats: false }
+        Handle {
+            call: GilCell::new(None),
+            context: GilCell::new(None),
+            context_kind: GilCell::new(ContextKind::Empty),
+            cancelled: GilCell::new(true),
+            event_loop: py.None(),
+            repeats: false,
+        }
     }
 
     fn new(py: Python<'_>, callback: Py<PyAny>, args: Py<PyTuple>, context: Option<Py<PyAny>>, event_loop: Py<PyAny>, repeats: bool) -> PyResult<Self> {
-        let context = match context.filter(|c| !c.is_none(py)) {
-            Some(context) => HandleContext::given(context),
-            None => HandleContext::copy_current(py)?,
+        let (context, kind) = match context.filter(|c| !c.is_none(py)) {
+            Some(context) => (Some(context), ContextKind::Shared),
+            None => {
+                // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
+                let copy = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? };
+                if context_is_empty(&copy) {
+                    (None, ContextKind::Empty)
+                } else {
+                    let copy = copy.unbind();
+                    untrack(&copy);
+                    (Some(copy), ContextKind::Copied)
+                }
+            }
         };
-        Ok(Handle { call: GilCell::new(Some((callback, args))), context, cancelled: GilCell::new(false), event_loop, repeats })
+        Ok(Handle {
+            call: GilCell::new(Some((callback, args))),
+            context: GilCell::new(context),
+            context_kind: GilCell::new(kind),
+            cancelled: GilCell::new(false),
+            event_loop,
+            repeats,
+        })
+    }
+
+    /// The context, for Python code (`get_context`): tracked from now on, and made now if the
+    /// handle had none.
+    fn share_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.retrack_context(py);
+        let context = match self.context.with(py, |c| c.as_ref().map(|c| c.clone_ref(py))) {
+            Some(context) => context,
+            None => {
+                // SAFETY: PyContext_New returns a new reference or NULL with an exception set.
+                let context = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_New())? }.unbind();
+                self.context.with(py, |c| *c = Some(context.clone_ref(py)));
+                context
+            }
+        };
+        self.context_kind.with(py, |kind| *kind = ContextKind::Shared);
+        Ok(context)
+    }
+
+    /// The context to run the callback in: the handle's, or an empty one lent for the run.
+    fn context_to_run_in<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(context) = self.context.with(py, |c| c.as_ref().map(|c| c.clone_ref(py))) {
+            return Ok(context.into_bound(py));
+        }
+        let context = match SPARE_CONTEXT.with(py, Option::take) {
+            Some(spare) => spare.into_bound(py),
+            // SAFETY: PyContext_New returns a new reference or NULL with an exception set.
+            None => unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_New())? },
+        };
+        self.context.with(py, |c| *c = Some(context.clone().unbind()));
+        self.context_kind.with(py, |kind| *kind = ContextKind::Lent);
+        Ok(context)
+    }
+
+    /// After a run: a lent context still empty goes back to be lent again (one the callback set
+    /// a variable in stays with the handle, which may run again); a one-shot handle's own copy
+    /// is tracked again now, while the GIL is at hand, not in a destructor.
+    fn context_after_run(&self, py: Python<'_>) -> PyResult<()> {
+        match self.context_kind.with(py, |kind| *kind) {
+            ContextKind::Lent => {
+                let context = self.context.with(py, Option::take).expect("a lent context");
+                if context_is_empty(context.bind(py)) {
+                    self.context_kind.with(py, |kind| *kind = ContextKind::Empty);
+                    let refused = SPARE_CONTEXT.with(py, |spare| spare.replace(context));
+                    if let Some(refused) = refused {
+                        refused.drop_ref(py);
+                    }
+                } else {
+                    self.context.with(py, |c| *c = Some(context));
+                    self.context_kind.with(py, |kind| *kind = ContextKind::Shared);
+                }
+            }
+            ContextKind::Copied if !self.repeats => self.retrack_context(py),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Tracks the handle's own copy again: it is done with it, or gives it out.
+    fn retrack_context(&self, py: Python<'_>) {
+        let copied = self.context_kind.with(py, |kind| {
+            let copied = *kind == ContextKind::Copied;
+            if copied {
+                *kind = ContextKind::Shared;
+            }
+            copied
+        });
+        if let Some(context) = self.context.with(py, |c| c.as_ref().map(|c| c.as_ptr())).filter(|_| copied) {
+            // SAFETY: we untracked it and hold a reference; the GIL is held (the token proves it).
+            unsafe { ffi::PyObject_GC_Track(context.cast()) }
+        }
     }
 
     fn call(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
@@ -196,7 +297,7 @@ impl Handle {
         let Some((callback, args)) = call else { return Ok(()) };
         // Bound references: dropping them decrements at once, without asking whether the GIL is held.
         let (callback, args) = (callback.into_bound(py), args.into_bound(py));
-        let context = this.context.object.bind(py);
+        let context = this.context_to_run_in(py)?;
         // SAFETY: the context object is a contextvars.Context (asyncio passes only those); Enter and
         // Exit are paired below on every path.
         if unsafe { ffi::PyContext_Enter(context.as_ptr()) } != 0 {
@@ -207,10 +308,7 @@ impl Handle {
         if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
             return Err(PyErr::fetch(py));
         }
-        if !this.repeats {
-            // Done with it: tracked again now, while the GIL is at hand, not in a destructor.
-            this.context.retrack(py);
-        }
+        this.context_after_run(py)?;
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.is_instance_of::<PySystemExit>(py) || e.is_instance_of::<PyKeyboardInterrupt>(py) => Err(e),
@@ -254,15 +352,15 @@ impl Handle {
         // Dropped after the cell is released: dropping a callback may run Python code.
         let dropped = self.call.with(py, Option::take);
         drop(dropped);
-        self.context.retrack(py);
+        self.retrack_context(py);
     }
 
     pub fn cancelled(&self, py: Python<'_>) -> bool {
         self.cancelled.with(py, |cancelled| *cancelled)
     }
 
-    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.context.share(py)
+    fn get_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.share_context(py)
     }
 
     fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {

@@ -32,11 +32,6 @@ impl<T> GilCell<T> {
     pub(crate) fn get_mut(&mut self) -> &mut T {
         self.0.get_mut()
     }
-
-    /// The value, taken out of a cell that is being destroyed.
-    pub(crate) fn into_inner(self) -> T {
-        self.0.into_inner()
-    }
 }
 
 /// A `RefCell` under the GIL: borrows that may span Python calls, checked with a plain counter.

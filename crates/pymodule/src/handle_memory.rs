@@ -4,7 +4,12 @@
 //! - Freed handles are kept for the next ones ([`HANDLES_KEPT`] at most), as CPython keeps freed
 //!   tuples and frames: the allocator's round trip, with the garbage collector's bookkeeping, was
 //!   a tenth of a `call_soon` chain's step (callgrind). They are the class's `tp_alloc` and
-//!   `tp_free`.
+//!   `tp_free`. The list is long enough for the backlog threads sending with
+//!   `call_soon_threadsafe` leave (a few hundred thousand handles when they hold the GIL for a
+//!   while): given back, their memory went back to the kernel, which had to fault it in again
+//!   for the next burst, a fifth of the time of the benchmark's threadsafe workload. So a process
+//!   that once had that many callbacks pending keeps their memory (20 MiB at most) for the next
+//!   time, as `malloc` keeps its heap; a process that never had keeps no more than it used.
 //! - The class's `tp_dealloc` ([`dealloc`]) reads the Rust value out of the object and lets go of
 //!   its references with the GIL's token ([`Handle::release`]), past pyo3's destructor, which
 //!   enters pyo3's thread-local bookkeeping for every handle; pyo3 still makes every handle
@@ -23,8 +28,8 @@ use pyo3::types::PyType;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
-/// How many freed handles are kept: a few hundred kilobytes at most.
-const HANDLES_KEPT: usize = 4096;
+/// How many freed handles are kept: 20 MiB at most (80 bytes each, the collector's header included).
+const HANDLES_KEPT: usize = 262_144;
 
 /// Freed handles' memory.
 static FREE_HANDLES: GilCell<Vec<FreeHandle>> = GilCell::new(Vec::new());
