@@ -107,7 +107,11 @@ class _SocketTransport(selector_events._SelectorSocketTransport):
     (recv, then data_received, or recv_into get_buffer() then buffer_updated) and write's
     send-at-once. The rest (connecting, closing, buffering, flow control, write_eof, set_protocol,
     sendfile, errors) is asyncio's, on the same attributes. The module sets `_read_ready` and
-    `write` on this class when it is imported."""
+    `write` on this class when it is imported. What they read on every message is kept in slots,
+    at offsets they read directly; asyncio's code reads and writes the same attributes, through
+    the slots' descriptors."""
+
+    __slots__ = ("_sock_fd", "_protocol", "_conn_lost", "_eof", "_empty_waiter", "_buffer")
 
 
 def _run_unless_cancelled(handle):
