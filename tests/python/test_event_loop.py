@@ -2,6 +2,7 @@
 and nothing lost or leaked on close. (CPython's own tests of it are in test_cpython_events.py.)"""
 
 import asyncio
+import contextvars
 import gc
 import os
 import signal
@@ -167,7 +168,6 @@ def test_handles_look_like_asyncios(loop):
 def test_call_soon_reads_its_arguments_as_python_would(loop):
     """call_soon and call_soon_threadsafe are C methods reading their arguments in place: the
     signature, and every mistake, as a Python `def call_soon(self, callback, *args, context=None)`."""
-    import contextvars
     import inspect
 
     for method in (loop.call_soon, loop.call_soon_threadsafe):
@@ -225,23 +225,29 @@ def test_handles_are_reused_without_a_trace_of_their_past(loop):
 
 def test_freed_handles_are_kept_up_to_a_bound(loop):
     """Up to 262,144 freed handles are kept for the next ones (the backlog a burst of
-    call_soon_threadsafe leaves); past that, a freed handle's memory goes back to Python's
-    allocator."""
+    call_soon_threadsafe leaves): a second burst of 300,000 takes the kept ones and makes only the
+    rest anew, and once it is freed as many stay kept as before, not more."""
+
+    def burst():
+        # From an empty context, so that the handles hold no context objects to count.
+        handles = contextvars.Context().run(lambda: [loop.call_soon(print) for _ in range(300_000)])
+        for handle in handles:
+            handle.cancel()
+        return handles
+
+    del burst()[:]  # fills the list, whatever earlier tests left in it
+    loop.call_soon(loop.stop)
+    loop.run_forever()  # the cancelled handles leave the ready queue
     gc.collect()
-    before = sys.getallocatedblocks()
-    burst = [loop.call_soon(print) for _ in range(300_000)]
-    for handle in burst:
-        handle.cancel()
+    full = sys.getallocatedblocks()
+    again = burst()
+    made = sys.getallocatedblocks() - full
+    assert 300_000 - 262_144 - 1000 < made < 300_000 - 262_144 + 5000, made
+    del again[:]
     loop.call_soon(loop.stop)
     loop.run_forever()
-    del burst, handle
     gc.collect()
-    kept = sys.getallocatedblocks() - before
-    assert 262_144 - 1000 < kept < 262_144 + 1000
-    again = [loop.call_soon(print) for _ in range(300_000)]  # the kept ones first, then new ones
-    assert len({id(handle) for handle in again}) == 300_000
-    for handle in again:
-        handle.cancel()
+    assert abs(sys.getallocatedblocks() - full) < 1000
 
 
 def test_handles_freed_outside_the_loop_and_at_exit_let_go_cleanly():
@@ -353,8 +359,6 @@ def test_a_handle_never_keeps_a_cycle_alive(end):
 def test_contexts_survive_every_way_a_handle_ends():
     """Handles untrack the context they copy while they hold it; it must be tracked again before
     anyone else sees it or it is freed (CPython frees contexts assuming they are tracked)."""
-    import contextvars
-
     var = contextvars.ContextVar("var")
     loop = mioloop.new_event_loop()
     seen, shared = [], []
@@ -379,12 +383,11 @@ def test_contexts_survive_every_way_a_handle_ends():
 @pytest.mark.parametrize("new_loop", [asyncio.new_event_loop, mioloop.new_event_loop], ids=["asyncio", "mioloop"])
 def test_callbacks_sent_from_an_empty_context_each_run_in_their_own(new_loop):
     """A handle sent from a thread that never set a variable keeps no context: it is lent an empty
-    one when it runs, which goes back to be lent again only if it is still empty and nobody was
-    given it. Whatever a callback does to its context, no other callback sees it, and what
-    get_context() gives out (before, during or after the run) is the context the callback ran in,
-    exactly as asyncio's copy per handle behaves (the same test runs on asyncio)."""
-    import contextvars
-
+    one when it runs, which goes back to be lent again only if it is still empty and nothing else
+    holds it (get_context() gives it for good, and a contextvars.Token keeps the context it was
+    made in). Whatever a callback does to its context, no other callback sees it, and what
+    get_context() gives out, before or during the run, is the context the callback ran in, as
+    asyncio's copy per handle behaves (the same test runs on asyncio)."""
     var = contextvars.ContextVar("var", default="unset")
     loop = new_loop()
     seen, given = [], {}
@@ -401,6 +404,30 @@ def test_callbacks_sent_from_an_empty_context_each_run_in_their_own(new_loop):
     def look_and_ask(name):
         look(name, "set while running")
         given[name] = context_of(handles[name])
+
+    def ask_only(name):
+        look(name)
+        given[name] = context_of(handles[name])  # left empty, but given out
+
+    def set_in_what_was_given(name):
+        try:
+            given["asks only"].run(var.set, "set in a context given out")
+            seen.append((name, "set it"))
+        except RuntimeError:  # "already entered": this callback was lent the very same context
+            seen.append((name, "was running in it"))
+
+    def keep_a_token(name):
+        first = var.set("set")
+        tokens.append(var.set("set again"))  # a Token keeps its context: not to be lent again
+        var.reset(first)
+        seen.append((name, var.get()))
+
+    def use_the_token(name):
+        try:
+            var.reset(tokens[0])
+            seen.append((name, "reset a token of another callback's context"))
+        except ValueError:
+            seen.append((name, "refused a token of another callback's context"))
 
     def set_and_reset(name):
         token = var.set("set, then reset")
@@ -422,9 +449,14 @@ def test_callbacks_sent_from_an_empty_context_each_run_in_their_own(new_loop):
         given["given before"] = context_of(handles["given before"])
         given["given before"].run(var.set, "set in the given context")
         handles["asks"] = loop.call_soon_threadsafe(look_and_ask, "asks")
+        handles["asks only"] = loop.call_soon_threadsafe(ask_only, "asks only")
+        handles["sets it"] = loop.call_soon_threadsafe(set_in_what_was_given, "sets it")
+        handles["after asking"] = loop.call_soon_threadsafe(look, "after asking")
+        handles["token"] = loop.call_soon_threadsafe(keep_a_token, "token")
+        handles["uses token"] = loop.call_soon_threadsafe(use_the_token, "uses token")
         handles["last"] = loop.call_soon_threadsafe(look, "last")
 
-    handles = {}
+    handles, tokens = {}, []
     sender = threading.Thread(target=send)
     sender.start()
     sender.join()
@@ -439,10 +471,16 @@ def test_callbacks_sent_from_an_empty_context_each_run_in_their_own(new_loop):
         ("after reset", "unset"),
         ("given before", "set in the given context"),
         ("asks", "unset"),
+        ("asks only", "unset"),
+        ("sets it", "set it"),
+        ("after asking", "unset"),
+        ("token", "unset"),
+        ("uses token", "refused a token of another callback's context"),
         ("last", "unset"),
     ]
     assert given["set"][var] == "set by a callback"
     assert given["asks"][var] == "set while running"
+    assert given["asks only"][var] == "set in a context given out"
     assert var not in given["after set"]
     assert len({id(context) for context in given.values()}) == len(given)
 
@@ -451,8 +489,6 @@ def test_callbacks_sent_from_an_empty_context_each_run_in_their_own(new_loop):
 def test_a_reader_keeps_one_context_across_its_runs(new_loop):
     """A reader's handle runs in the same context each time, as asyncio's does: a variable its
     callback sets (from an empty context) is there on the next run."""
-    import contextvars
-
     var = contextvars.ContextVar("var", default="unset")
     loop = new_loop()
     reader, writer = socket.socketpair()

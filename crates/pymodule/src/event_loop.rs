@@ -80,8 +80,9 @@ impl Clock {
 /// the callback is lent an empty context when it runs, which is the same thing to it, and a
 /// backlog of such handles holds no context objects (a thread sending callbacks faster than the
 /// loop runs them otherwise made a context for each, and the kernel faulted in the memory). The
-/// lent context goes back to [`SPARE_CONTEXT`] after the run if it is still empty and was never
-/// given out, so a stream of such callbacks makes no context at all.
+/// lent context goes back to [`SPARE_CONTEXT`] after the run if it is still empty and nothing else
+/// holds a reference to it (`get_context()` gives it out; a `contextvars.Token` keeps the context
+/// it was made in), so a stream of such callbacks makes no context at all.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ContextKind {
     /// The caller's context was empty; the handle holds none.
@@ -96,15 +97,14 @@ enum ContextKind {
 
 /// Whether a `contextvars.Context` has no variables: its type's length slot, called directly
 /// (`len()` goes through the sequence and mapping protocols first; this runs twice per callback).
-fn context_is_empty(context: &Bound<'_, PyAny>) -> bool {
-    // SAFETY: a live contextvars.Context, whose type has a mapping length (CPython's context.c);
-    // the length of a context cannot fail.
+///
+/// # Safety
+/// `context` is a `contextvars.Context`: its length is its variables' count, and cannot fail.
+unsafe fn context_is_empty(context: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: as the caller promises; a type's mapping methods, if any, live as long as the type.
     unsafe {
         let mapping = (*ffi::Py_TYPE(context.as_ptr())).tp_as_mapping;
-        match mapping.as_ref().and_then(|m| m.mp_length) {
-            Some(length) => length(context.as_ptr()) == 0,
-            None => false,
-        }
+        mapping.as_ref().and_then(|m| m.mp_length).is_some_and(|length| length(context.as_ptr()) == 0)
     }
 }
 
@@ -191,7 +191,8 @@ impl Handle {
             None => {
                 // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
                 let copy = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? };
-                if context_is_empty(&copy) {
+                // SAFETY: PyContext_CopyCurrent makes a contextvars.Context.
+                if unsafe { context_is_empty(&copy) } {
                     (None, ContextKind::Empty)
                 } else {
                     let copy = copy.unbind();
@@ -242,14 +243,18 @@ impl Handle {
         Ok(context)
     }
 
-    /// After a run: a lent context still empty goes back to be lent again (one the callback set
-    /// a variable in stays with the handle, which may run again); a one-shot handle's own copy
-    /// is tracked again now, while the GIL is at hand, not in a destructor.
+    /// After a run (the caller holds no reference to the context any more): a lent context goes
+    /// back to be lent again if it is still empty and the handle's is the only reference to it;
+    /// one the callback set a variable in, or that something kept (a `contextvars.Token` keeps
+    /// the context it was made in), stays with the handle, which may run again. A one-shot
+    /// handle's own copy is tracked again now, while the GIL is at hand, not in a destructor.
     fn context_after_run(&self, py: Python<'_>) -> PyResult<()> {
         match self.context_kind.with(py, |kind| *kind) {
             ContextKind::Lent => {
                 let context = self.context.with(py, Option::take).expect("a lent context");
-                if context_is_empty(context.bind(py)) {
+                // SAFETY: a context made by PyContext_New, referenced here.
+                let unshared = unsafe { ffi::Py_REFCNT(context.as_ptr()) } == 1;
+                if unshared && unsafe { context_is_empty(context.bind(py)) } {
                     self.context_kind.with(py, |kind| *kind = ContextKind::Empty);
                     let refused = SPARE_CONTEXT.with(py, |spare| spare.replace(context));
                     if let Some(refused) = refused {
@@ -308,6 +313,7 @@ impl Handle {
         if unsafe { ffi::PyContext_Exit(context.as_ptr()) } != 0 {
             return Err(PyErr::fetch(py));
         }
+        drop(context);
         this.context_after_run(py)?;
         match result {
             Ok(_) => Ok(()),
@@ -677,8 +683,10 @@ impl EventLoopCore {
 
     /// A handle for `callback(*args)`, untracked by the garbage collector (`handle_memory`): a
     /// handle lets go of its callback when it runs (once), is cancelled or removed, or its loop
-    /// closes, so it can never keep a cycle alive, and the collector need not visit the
-    /// thousands a busy loop holds.
+    /// closes, so its callback keeps no cycle alive past that, and the collector need not visit
+    /// the thousands a busy loop holds. (Its context stays until the handle goes: a callback that
+    /// stores its own handle in a context variable makes a cycle the collector cannot see, as
+    /// it would through any untracked object.)
     pub(crate) fn new_handle(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>, repeats: bool) -> PyResult<Py<Handle>> {
         let py = slf.py();
         let handle = crate::handle_memory::new_object(py, Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind(), repeats)?)?;

@@ -21,6 +21,7 @@
 //! ([`State`]).
 
 use crate::cmethod::{self, MethodDef};
+use crate::gil::GilCell;
 use crate::selector::os_error;
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PySystemExit, PyTypeError};
@@ -100,14 +101,13 @@ enum Attribute {
 /// The slots' names, in `Attribute`'s order; `_SocketTransport.__slots__` lists the same.
 const SLOT_NAMES: [&str; 6] = ["_sock_fd", "_protocol", "_conn_lost", "_eof", "_empty_waiter", "_buffer"];
 
-/// The transport class and where its instances keep each attribute, read from the slots' member
+/// Where the transport class's instances keep each attribute, read from the slots' member
 /// descriptors when the module is made ([`install`]).
-struct Slots {
-    class: usize,
-    offsets: [usize; 6],
-}
+static OFFSETS: OnceLock<[usize; 6]> = OnceLock::new();
 
-static SLOTS: OnceLock<Slots> = OnceLock::new();
+/// The transport classes laid out so: one, or more if the module is imported again (a new
+/// module object makes its classes anew, with the same slots).
+static CLASSES: GilCell<Vec<Py<PyType>>> = GilCell::new(Vec::new());
 
 /// A transport's state, read from its slots.
 struct State<'a, 'py> {
@@ -116,15 +116,18 @@ struct State<'a, 'py> {
 }
 
 impl<'a, 'py> State<'a, 'py> {
-    /// Refuses anything but an instance of the transport class (or a subclass), whose layout the
-    /// offsets describe.
+    /// Refuses anything but an instance of a transport class (or a subclass), whose layout the
+    /// offsets describe. (A subclass that declares one of the slots again keeps its value in a
+    /// slot of its own: the class's stays empty, and `get` falls back to `getattr`.)
     fn of(transport: &'a Bound<'py, PyAny>) -> PyResult<Self> {
-        let slots = SLOTS.get().ok_or_else(|| PyRuntimeError::new_err("mioloop's transport class is not installed"))?;
-        // SAFETY: a valid object and the class object, only compared.
-        if unsafe { ffi::PyObject_TypeCheck(transport.as_ptr(), slots.class as *mut ffi::PyTypeObject) } == 0 {
+        let py = transport.py();
+        let offsets = OFFSETS.get().ok_or_else(|| PyRuntimeError::new_err("mioloop's transport class is not installed"))?;
+        // SAFETY: a valid object and class objects, only compared (no Python code runs).
+        let known = CLASSES.with(py, |classes| classes.iter().any(|class| unsafe { ffi::PyObject_TypeCheck(transport.as_ptr(), class.as_ptr().cast()) } != 0));
+        if !known {
             return Err(PyTypeError::new_err(format!("expected mioloop's socket transport, got {}", transport.get_type().name()?)));
         }
-        Ok(State { transport, offsets: &slots.offsets })
+        Ok(State { transport, offsets })
     }
 
     /// The attribute's value; unset, the `AttributeError` Python would raise.
@@ -313,10 +316,10 @@ pub(crate) fn install(class: &Bound<'_, PyType>) -> PyResult<()> {
             *offset = (*(*member).d_member).offset as usize;
         }
     }
-    let slots = Slots { class: class.as_type_ptr() as usize, offsets };
-    if SLOTS.set(slots).is_err() {
-        return Ok(()); // installed already (a second interpreter in the same process)
+    if *OFFSETS.get_or_init(|| offsets) != offsets {
+        return Err(PyRuntimeError::new_err("mioloop's socket transport was made again with its slots elsewhere"));
     }
+    CLASSES.with(class.py(), |classes| classes.push(class.clone().unbind()));
     cmethod::install(class, &[&READ_READY, &WRITE])
 }
 
