@@ -17,7 +17,7 @@
 //!
 //! They are installed on the subclass as CPython's own methods are made ([`install`],
 //! [`crate::cmethod`]): `transport.write(data)` calls the C function directly, with no bound method
-//! and no pyo3 wrapper in between. They read asyncio's state from the transport's `__dict__`
+//! and no pyo3 wrapper in between. They read asyncio's state from the transport's slots
 //! ([`State`]).
 
 use crate::cmethod::{self, MethodDef};
