@@ -248,7 +248,7 @@ impl Handle {
     /// one the callback set a variable in, or that something kept (a `contextvars.Token` keeps
     /// the context it was made in), stays with the handle, which may run again. A one-shot
     /// handle's own copy is tracked again now, while the GIL is at hand, not in a destructor.
-    fn context_after_run(&self, py: Python<'_>) -> PyResult<()> {
+    fn context_after_run(&self, py: Python<'_>) {
         match self.context_kind.with(py, |kind| *kind) {
             ContextKind::Lent => {
                 let context = self.context.with(py, Option::take).expect("a lent context");
@@ -268,7 +268,6 @@ impl Handle {
             ContextKind::Copied if !self.repeats => self.retrack_context(py),
             _ => {}
         }
-        Ok(())
     }
 
     /// Tracks the handle's own copy again: it is done with it, or gives it out.
@@ -314,7 +313,7 @@ impl Handle {
             return Err(PyErr::fetch(py));
         }
         drop(context);
-        this.context_after_run(py)?;
+        this.context_after_run(py);
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.is_instance_of::<PySystemExit>(py) || e.is_instance_of::<PyKeyboardInterrupt>(py) => Err(e),
@@ -689,8 +688,7 @@ impl EventLoopCore {
     /// it would through any untracked object.)
     pub(crate) fn new_handle(slf: &Bound<'_, Self>, callback: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, context: Option<Py<PyAny>>, repeats: bool) -> PyResult<Py<Handle>> {
         let py = slf.py();
-        let handle = crate::handle_memory::new_object(py, Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind(), repeats)?)?;
-        Ok(handle)
+        crate::handle_memory::new_object(py, Handle::new(py, callback.clone().unbind(), args.clone().unbind(), context, slf.clone().into_any().unbind(), repeats)?)
     }
 
     /// Schedules `handle` on the ready queue. If the core is busy, the loop thread is in its wait
