@@ -301,3 +301,64 @@ def test_sock_recv_on_sockets_that_reuse_a_closed_sockets_number(run):
         return len(numbers), received
 
     assert run(main) == (1, [b"0", b"1", b"2", b"3", b"4"])
+
+
+SIZES_UP_AND_DOWN = [10, 20_000, 70_000, 65_536, 65_536, 100_000, 1_000, 130_000, 300_000, 5, 40_000, 200_000, 1]
+
+
+def test_reads_of_sizes_up_and_down_arrive_whole_as_bytes(run):
+    """Messages whose sizes rise and fall across the loop's two ways of reading (into its buffer
+    and copied, or straight into the bytes: transport.rs, `recv_bytes`), each sent once the last
+    has been read: a Protocol and sock_recv both get bytes, every byte in order, and a read fits in
+    what was asked for."""
+    messages = [os.urandom(size) for size in SIZES_UP_AND_DOWN]
+
+    class Collect(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.chunks, self.more = [], asyncio.Event()
+
+        def data_received(self, data):
+            self.chunks.append(data)
+            self.more.set()
+
+    async def read_with_protocol(loop, sender, collect):
+        for message in messages:
+            await loop.sock_sendall(sender, message)
+            while sum(map(len, collect.chunks)) < len(message):
+                collect.more.clear()
+                await collect.more.wait()
+            chunks, collect.chunks = collect.chunks, []
+            yield chunks
+
+    async def read_with_sock_recv(loop, sender, receiver):
+        for message in messages:
+            sending = asyncio.ensure_future(loop.sock_sendall(sender, message))
+            chunks = []
+            while sum(map(len, chunks)) < len(message):
+                chunks.append(await loop.sock_recv(receiver, 256 << 10))
+            await sending
+            yield chunks
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        results = []
+        for use_protocol in (True, False):
+            sender, receiver = socket.socketpair()
+            sender.setblocking(False)
+            receiver.setblocking(False)
+            if use_protocol:
+                transport, collect = await loop.connect_accepted_socket(Collect, receiver)
+                reads = read_with_protocol(loop, sender, collect)
+            else:
+                reads = read_with_sock_recv(loop, sender, receiver)
+            async for chunks in reads:
+                assert all(type(chunk) is bytes and 0 < len(chunk) <= 256 << 10 for chunk in chunks)
+                results.append(b"".join(chunks))
+            if use_protocol:
+                transport.close()
+            else:
+                receiver.close()
+            sender.close()
+        return results
+
+    assert run(main) == messages * 2

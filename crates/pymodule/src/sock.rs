@@ -18,12 +18,12 @@
 use crate::cmethod::{self, MethodDef};
 use crate::event_loop::{EventLoopCore, Handle};
 use crate::future::Future;
-use crate::transport::{Io, recv, send, with_receive_buffer};
+use crate::transport::{Io, recv_bytes, send};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::sync::PyOnceLock;
 use pyo3::prelude::*;
 use pyo3::{PyClass, PyClassInitializer};
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::PyType;
 use pyo3::{buffer::PyUntypedBuffer, ffi, intern};
 use std::os::fd::RawFd;
 use std::sync::{Mutex, OnceLock};
@@ -121,15 +121,6 @@ fn wait_with<T: Retry>(event_loop: &Bound<'_, EventLoopCore>, retry: T) -> PyRes
     Future::add_done_callback(future.bind(py), clean_up.clone_ref(py).into_any(), None)?;
     let _ = retry.get().waiting().clean_up.set(clean_up);
     Ok(())
-}
-
-/// `bytes` of what one `recv(fd, n)` got, or what it did instead.
-fn recv_bytes<'py>(py: Python<'py>, fd: RawFd, n: usize) -> Result<Bound<'py, PyBytes>, Io> {
-    let received = |buffer: &mut [u8]| match recv(fd, buffer) {
-        Io::Done(k) => Ok(PyBytes::new(py, &buffer[..k])),
-        other => Err(other),
-    };
-    with_receive_buffer(n, received)
 }
 
 /// `loop.sock_recv(sock, n)`: a future of the bytes.

@@ -7,8 +7,8 @@
 //! every error path are asyncio's code. What runs once per message is replaced by the two functions
 //! here, which read and write the same attributes asyncio's methods do:
 //!
-//! - [`read_ready`]: the socket is readable. `recv` into the loop thread's 256 KiB buffer and hand
-//!   the bytes to `protocol.data_received`, or, for a `BufferedProtocol`, `recv` straight into the
+//! - [`read_ready`]: the socket is readable. `recv` into a `bytes` ([`recv_bytes`]) and hand it
+//!   to `protocol.data_received`, or, for a `BufferedProtocol`, `recv` straight into the
 //!   protocol's `get_buffer()` and call `buffer_updated(n)`: no Python frame between the selector
 //!   and the protocol.
 //! - [`write`]: `transport.write(data)`. With nothing buffered, `send` at once; anything else,
@@ -29,25 +29,86 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyType};
 use pyo3::{ffi, intern};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::OnceLock;
 
 /// asyncio's `_SelectorTransport.max_size`: the most one `recv` asks for.
 const MAX_SIZE: usize = 256 * 1024;
 
+/// Reads go straight into the `bytes` they become when the last one was at least this large...
+const DIRECT_FROM: usize = 16 * 1024;
+/// ...and the next is expected to fit in this: below glibc's threshold for mapping a block of its
+/// own (128 KiB), so the `bytes` come from the heap, whose pages stay mapped from one read to the
+/// next. A larger block would be mapped and unmapped on every read, its pages faulted in each time.
+const DIRECT_UP_TO: usize = 127 * 1024;
+
 thread_local! {
     /// The receive buffer of the loop running on this thread (uvloop keeps one per loop as well):
     /// a message is copied out of it into a `bytes` of its own length.
     static RECEIVE: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_SIZE]);
+    /// The size of the last read on this thread: how [`recv_bytes`] guesses the next one.
+    static LAST_READ: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Runs `read` on a buffer of `n` bytes: the thread's receive buffer when it is large enough (the
-/// caller copies out what it keeps), a new one otherwise.
-pub(crate) fn with_receive_buffer<R>(n: usize, read: impl FnOnce(&mut [u8]) -> R) -> R {
-    if n > MAX_SIZE {
-        return read(&mut vec![0; n]);
+/// `bytes` of what one `recv(fd, n)` got (empty at the end of the stream), or what it did instead.
+///
+/// A message is read into the thread's receive buffer and copied into a `bytes` of its length, as
+/// uvloop does, unless the reads on this thread are large: then that copy is a third of the
+/// server's work in user space per message (64 KiB echo), so the read goes into a new `bytes` of
+/// one and a half times the last read's size, shrunk in place to what came. A steady size then
+/// fits in one read; a growing one is followed until it passes [`DIRECT_UP_TO`], and from there it
+/// is copied again. A read of more than the buffer holds is direct at the size asked, as CPython's
+/// `socket.recv(n)` is.
+pub(crate) fn recv_bytes<'py>(py: Python<'py>, fd: i32, n: usize) -> Result<Bound<'py, PyBytes>, Io> {
+    let last = LAST_READ.get();
+    let guess = last + last / 2;
+    let received = if n > MAX_SIZE {
+        recv_direct(py, fd, n)
+    } else if last >= DIRECT_FROM && guess <= DIRECT_UP_TO {
+        recv_direct(py, fd, n.min(guess))
+    } else {
+        RECEIVE.with_borrow_mut(|buffer| match recv(fd, &mut buffer[..n]) {
+            Io::Done(k) => Ok(PyBytes::new(py, &buffer[..k])),
+            other => Err(other),
+        })
+    }?;
+    LAST_READ.set(received.as_bytes().len());
+    Ok(received)
+}
+
+/// `recv(fd, capacity)` into a new `bytes` of that capacity, shrunk to what came.
+fn recv_direct<'py>(py: Python<'py>, fd: i32, capacity: usize) -> Result<Bound<'py, PyBytes>, Io> {
+    let size = ffi::Py_ssize_t::try_from(capacity).map_err(|_| Io::Failed(pyo3::exceptions::PyOverflowError::new_err("recv size too large")))?;
+    // SAFETY: a NULL source makes an uninitialised `bytes` of `size` bytes, owned here; `recv`
+    // writes at most `size` bytes into it and only what it wrote is kept; `_PyBytes_Resize` needs the only reference, which this
+    // is (nothing else has seen it), and on failure frees it and sets an error.
+    unsafe {
+        let mut bytes = ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
+        if bytes.is_null() {
+            return Err(Io::Failed(PyErr::fetch(py)));
+        }
+        let owned = Bound::from_owned_ptr(py, bytes);
+        // A raw pointer, not a slice: the bytes are not initialised until the kernel writes them.
+        let k = match io_result(libc::recv(fd, ffi::PyBytes_AS_STRING(bytes) as *mut libc::c_void, capacity, 0)) {
+            Io::Done(k) => k,
+            other => return Err(other),
+        };
+        if k == capacity {
+            return Ok(owned.cast_into_unchecked());
+        }
+        bytes = owned.into_ptr();
+        if resize_bytes(&mut bytes, k as ffi::Py_ssize_t) < 0 {
+            return Err(Io::Failed(PyErr::fetch(py)));
+        }
+        Ok(Bound::from_owned_ptr(py, bytes).cast_into_unchecked())
     }
-    RECEIVE.with_borrow_mut(|buffer| read(&mut buffer[..n]))
+}
+
+unsafe extern "C" {
+    /// CPython's own `_PyBytes_Resize` (exported by every version this module supports; pyo3
+    /// declares it crate-private).
+    #[link_name = "_PyBytes_Resize"]
+    fn resize_bytes(bytes: *mut *mut ffi::PyObject, size: ffi::Py_ssize_t) -> std::ffi::c_int;
 }
 
 static BUFFERED_PROTOCOL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -71,7 +132,7 @@ fn io_result(result: isize) -> Io {
     }
 }
 
-pub(crate) fn recv(fd: i32, buffer: &mut [u8]) -> Io {
+fn recv(fd: i32, buffer: &mut [u8]) -> Io {
     // SAFETY: `buffer` is valid for writes of its length for the duration of the call.
     io_result(unsafe { libc::recv(fd, buffer.as_mut_ptr().cast(), buffer.len(), 0) })
 }
@@ -179,12 +240,12 @@ pub fn read_ready(transport: &Bound<'_, PyAny>) -> PyResult<()> {
     if unsafe { ffi::PyType_IsSubtype(ffi::Py_TYPE(protocol.as_ptr()), buffered.as_ptr().cast()) } != 0 {
         return read_into_protocol(transport, &protocol, fd);
     }
-    let received = with_receive_buffer(MAX_SIZE, |buffer| match recv(fd, buffer) {
-        Io::Done(0) => Ok(None),
-        Io::Done(n) => Ok(Some(PyBytes::new(py, &buffer[..n]))),
-        Io::WouldBlock => Err(None),
-        Io::Failed(error) => Err(Some(error)),
-    });
+    let received = match recv_bytes(py, fd, MAX_SIZE) {
+        Ok(data) if data.as_bytes().is_empty() => Ok(None),
+        Ok(data) => Ok(Some(data)),
+        Err(Io::Failed(error)) => Err(Some(error)),
+        Err(_) => Err(None),
+    };
     match received {
         Ok(Some(data)) => match protocol.call_method1(intern!(py, "data_received"), (data,)) {
             Ok(_) => Ok(()),
