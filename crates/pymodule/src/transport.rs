@@ -80,8 +80,9 @@ pub(crate) fn recv_bytes<'py>(py: Python<'py>, fd: i32, n: usize) -> Result<Boun
 fn recv_direct<'py>(py: Python<'py>, fd: i32, capacity: usize) -> Result<Bound<'py, PyBytes>, Io> {
     let size = ffi::Py_ssize_t::try_from(capacity).map_err(|_| Io::Failed(pyo3::exceptions::PyOverflowError::new_err("recv size too large")))?;
     // SAFETY: a NULL source makes an uninitialised `bytes` of `size` bytes, owned here; `recv`
-    // writes at most `size` bytes into it and only what it wrote is kept; `_PyBytes_Resize` needs the only reference, which this
-    // is (nothing else has seen it), and on failure frees it and sets an error.
+    // writes at most `size` bytes into it and only what it wrote is kept; `_PyBytes_Resize` needs
+    // the only reference, which this is (nothing else has seen it), and on failure frees it and
+    // sets an error.
     unsafe {
         let mut bytes = ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
         if bytes.is_null() {
@@ -240,20 +241,14 @@ pub fn read_ready(transport: &Bound<'_, PyAny>) -> PyResult<()> {
     if unsafe { ffi::PyType_IsSubtype(ffi::Py_TYPE(protocol.as_ptr()), buffered.as_ptr().cast()) } != 0 {
         return read_into_protocol(transport, &protocol, fd);
     }
-    let received = match recv_bytes(py, fd, MAX_SIZE) {
-        Ok(data) if data.as_bytes().is_empty() => Ok(None),
-        Ok(data) => Ok(Some(data)),
-        Err(Io::Failed(error)) => Err(Some(error)),
-        Err(_) => Err(None),
-    };
-    match received {
-        Ok(Some(data)) => match protocol.call_method1(intern!(py, "data_received"), (data,)) {
+    match recv_bytes(py, fd, MAX_SIZE) {
+        Ok(data) if data.as_bytes().is_empty() => transport.call_method0(intern!(py, "_read_ready__on_eof")).map(drop),
+        Ok(data) => match protocol.call_method1(intern!(py, "data_received"), (data,)) {
             Ok(_) => Ok(()),
             Err(error) => fatal(transport, error, "Fatal error: protocol.data_received() call failed."),
         },
-        Ok(None) => transport.call_method0(intern!(py, "_read_ready__on_eof")).map(drop),
-        Err(None) => Ok(()),
-        Err(Some(error)) => fatal(transport, error, "Fatal read error on socket transport"),
+        Err(Io::Failed(error)) => fatal(transport, error, "Fatal read error on socket transport"),
+        Err(_) => Ok(()), // would block: the selector reports the socket again
     }
 }
 
