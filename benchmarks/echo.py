@@ -6,7 +6,8 @@ coroutines (`sock`). The client is a separate process too, `echo-client` (exampl
 Rust): 10 connections, each sending SIZE bytes and reading them back, again and again, with every
 echoed byte compared. Reported per loop: requests per second, MB/s, and the server's CPU time per
 request (from /proc/PID/stat), as the median of the rounds; every variant runs once per round,
-interleaved, and ratios are to asyncio.
+interleaved (the loops in forward order one round, backward the next), and ratios are to asyncio.
+A last table counts the rounds in which mioloop served more requests than each other loop.
 
     python benchmarks/echo.py [--rounds 3] [--seconds 2] [--quick] [--svg DIR]
 """
@@ -86,9 +87,21 @@ async def serve(api):
     await asyncio.Event().wait()  # until killed
 
 
+def settle_heap():
+    """Frees one block of 8 MiB, as a long-running process sooner or later does. glibc's malloc then
+    raises its mmap threshold past the 256 KiB that asyncio's transport (and Python's socket.recv)
+    allocates for every read, and serves those from the heap. Without it, whether a server maps,
+    faults in and unmaps 256 KiB per read depends on where the free space of its heap happens to
+    lie, which an unrelated import can change: it once moved asyncio's Protocol server at 1 KiB from
+    about 32,000 requests per second to 115,000. Every loop's server starts this way."""
+    block = bytearray(8 << 20)
+    del block
+
+
 def run_server(loop_name, api):
     import loop_core
 
+    settle_heap()
     with asyncio.Runner(loop_factory=loop_core.loop_factories()[loop_name]) as runner:
         runner.run(serve(api))
 
@@ -138,10 +151,10 @@ def main():
     client = client_binary()
     loops = list(loop_core.loop_factories())
     runs = {(loop, api, size): [] for loop in loops for api in APIS for size in SIZES}
-    for _ in range(rounds):
+    for index in range(rounds):
         for api in APIS:
             for size in SIZES:
-                for loop in loops:
+                for loop in loop_core.round_order(loops, index):
                     runs[loop, api, size].append(measure_one(client, loop, api, size, seconds))
     median = {key: tuple(statistics.median(r[i] for r in values) for i in range(3)) for key, values in runs.items()}
 
@@ -154,6 +167,9 @@ def main():
                 base = median["asyncio", api, size][index]
                 cells = "".join(f"{median[loop, api, size][index]:>14,.1f} ({median[loop, api, size][index] / base:4.2f}x)" for loop in loops)
                 print(f"  {api:<9}{size >> 10:>5}Ki  {cells}")
+    print()
+    rows = [(f"  {api:<9}{size >> 10:>5}Ki", {loop: [r[0] for r in runs[loop, api, size]] for loop in loops}, True) for api in APIS for size in SIZES]
+    loop_core.print_rounds_ahead(rows, loops, rounds)
     if args.svg:
         import futures_bridge
 

@@ -1,10 +1,13 @@
 """How fast is a loop's core? Callbacks, tasks, futures, timers and wake-ups from other threads.
 
-Compares asyncio, uvloop, rloop and mioloop on the same workloads, interleaved in one run (loop A,
-loop B, ..., then again), and prints the median of each with its ratio to asyncio. Absolute numbers
-depend on the machine; ratios measured in one run are what to compare. A last line says whether each
-loop runs a call_soon_threadsafe callback in the sender's context, as asyncio does: a loop that
-skips that copy does less per callback, and its threadsafe rate is not comparable.
+Compares asyncio, uvloop, rloop and mioloop on the same workloads, interleaved in one run (every
+loop once per round and workload, in forward order one round and backward the next), and prints the
+median of each with its ratio to asyncio. Absolute numbers depend on the machine; ratios measured in
+one run are what to compare. A second table counts the rounds in which mioloop was ahead of each
+other loop, run for run, and says how many it takes for a lead to be more than noise (a sign test).
+A last line says whether each loop runs a call_soon_threadsafe callback in the sender's context, as
+asyncio does: a loop that skips that copy does less per callback, and its threadsafe rate is not
+comparable.
 
     python benchmarks/loop_core.py [--rounds 5] [--quick]
 
@@ -14,6 +17,7 @@ Loops that are not installed are left out (pip install uvloop rloop).
 import argparse
 import asyncio
 import contextvars
+import math
 import statistics
 import threading
 import time
@@ -188,6 +192,41 @@ WORKLOADS = [
 ]
 
 
+def round_order(names, index):
+    """The loops in the order of round `index`: forward, then backward, so that no loop always runs
+    right after the same neighbour, or first after a pause."""
+    return names if index % 2 == 0 else names[::-1]
+
+
+def wins_needed(rounds, level=0.05):
+    """The fewest of `rounds` paired rounds a loop must win for its lead to be more than noise: the
+    one-sided sign test, under which two equally fast loops each win a round with even odds.
+    More than `rounds` when no count would do."""
+    tail = 0.0
+    for wins in range(rounds, -1, -1):
+        tail += math.comb(rounds, wins) / 2**rounds
+        if tail > level:
+            return wins + 1
+    return 0
+
+
+def print_rounds_ahead(rows, names, rounds, ours="mioloop"):
+    """For each row (label, {loop: one value per round}, higher_is_better), the number of rounds in
+    which `ours` did better than each other loop, compared within the round."""
+    others = [name for name in names if name != ours]
+    needed = wins_needed(rounds)
+    verdict = f"a lead is more than noise from {needed} (sign test, p < 0.05)" if needed <= rounds else "too few rounds to tell a lead from noise"
+    width = max(len(label) for label, _, _ in rows) + 2
+    print(f"rounds {ours} was ahead, of {rounds}: {verdict}")
+    print(f"{'':<{width}}" + "".join(f"{name:>10}" for name in others))
+    for label, values, higher_is_better in rows:
+        def ahead(mine, theirs):
+            return mine > theirs if higher_is_better else mine < theirs
+
+        cells = [sum(ahead(m, t) for m, t in zip(values[ours], values[other])) for other in others]
+        print(f"{label:<{width}}" + "".join(f"{c:>10}" for c in cells))
+
+
 def run_fresh(factory, workload, n):
     loop = factory()
     try:
@@ -207,11 +246,12 @@ def main():
 
     results = {title: {name: [] for name in names} for title, _, _ in WORKLOADS}
     latency = {name: [] for name in names}
-    for _ in range(args.rounds):
+    for index in range(args.rounds):
+        order = round_order(names, index)
         for title, workload, n in WORKLOADS:
-            for name in names:  # interleaved: every loop once per round and workload
+            for name in order:  # interleaved: every loop once per round and workload
                 results[title][name].append(run_fresh(factories[name], workload, n // scale))
-        for name in names:
+        for name in order:
             latency[name].append(run_fresh(factories[name], wake_latency, 2000 // scale))
 
     width = max(len(t) for t, _, _ in WORKLOADS) + 2
@@ -224,6 +264,11 @@ def main():
         values = {name: statistics.median(v[index] for v in latency[name]) for name in names}
         cells = [f"{values[n]:>8.3f} ms ({values[n] / values['asyncio']:4.1f}x)" for n in names]
         print(f"{'wake-up latency ' + label + ' (lower is better)':<{width}}" + "".join(f"{c:>20}" for c in cells))
+    rows = [(title, results[title], True) for title, _, _ in WORKLOADS]
+    rows += [(f"wake-up latency {label}", {name: [v[index] for v in latency[name]] for name in names}, False) for index, label in ((0, "p50"), (1, "p99"))]
+    print()
+    print_rounds_ahead(rows, names, args.rounds)
+    print()
     keeps = {name: run_fresh(factories[name], lambda loop, _: threadsafe_keeps_context(loop), 0) for name in names}
     print(f"{'threadsafe callback in sender context':<{width}}" + "".join(f"{'yes' if keeps[n] else 'NO':>20}" for n in names))
 

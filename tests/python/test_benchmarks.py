@@ -11,10 +11,16 @@ from conftest import ROOT
 def test_loop_core_benchmark_prints_a_row_per_workload():
     out = subprocess.run([sys.executable, ROOT / "benchmarks" / "loop_core.py", "--quick", "--rounds", "1"],
                          check=True, capture_output=True, text=True, timeout=300).stdout
-    header, *rows, context = out.strip().splitlines()
+    table, ahead, (context,) = (section.splitlines() for section in out.strip().split("\n\n"))
+    header, *rows = table
     assert header.split()[-1] == "mioloop" and "asyncio" in header
     assert len(rows) == 7
     assert all(row.count("x)") == len(header.split()) - 4 for row in rows), out
+    # one round: every other loop is counted, and no lead is called more than noise
+    verdict, others, *counts = ahead
+    assert verdict == "rounds mioloop was ahead, of 1: too few rounds to tell a lead from noise", out
+    assert others.split() == header.split()[4:-1] and len(counts) == 7, out
+    assert all(row.split()[-1] in ("0", "1") for row in counts), out
     # asyncio's and mioloop's call_soon_threadsafe keep the sender's context
     assert context.startswith("threadsafe callback in sender context") and context.split()[-1] == "yes", out
     assert context.split()[len(context.split()) - len(header.split()) + 4] == "yes", out
@@ -48,7 +54,18 @@ def test_echo_benchmark_serves_every_api_on_every_loop_and_checks_every_byte(tmp
                          check=True, capture_output=True, text=True, timeout=600, cwd=ROOT / "benchmarks").stdout
     for api in ("protocol", "streams", "sock"):
         for size in ("1Ki", "64Ki"):
-            assert out.count(f"{api:<9}{size:>7}") == 3, out  # req/s, MB/s, CPU per request
+            assert out.count(f"{api:<9}{size:>7}") == 4, out  # req/s, MB/s, CPU per request, rounds ahead
     assert "mioloop" in out.splitlines()[1] and "asyncio" in out.splitlines()[1]
     for chart in ("echo-1k.svg", "echo-64k.svg"):
         assert (tmp_path / chart).read_text().count("<rect") >= 6
+
+
+def test_a_lead_counts_as_more_than_noise_only_past_the_sign_tests_bar():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import loop_core
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    # P(at least k of n rounds) for two equally fast loops: 5 of 5 is 1/32; 4 of 5 is 6/32, too likely
+    assert [loop_core.wins_needed(n) for n in (1, 4, 5, 7, 9, 15, 30)] == [2, 5, 5, 7, 8, 12, 20]
+    assert loop_core.round_order(["a", "b", "c"], 0) == ["a", "b", "c"] and loop_core.round_order(["a", "b", "c"], 1) == ["c", "b", "a"]
