@@ -10,6 +10,9 @@ interleaved (the loops in forward order one round, backward the next), and ratio
 A last table counts the rounds in which mioloop served more requests than each other loop.
 
     python benchmarks/echo.py [--rounds 3] [--seconds 2] [--quick] [--svg DIR]
+                              [--apis protocol,streams,sock] [--sizes 1,64]
+
+`--apis` and `--sizes` (in KiB) measure some of the cells only, for a closer look at one.
 """
 
 import argparse
@@ -142,18 +145,23 @@ def main():
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--quick", action="store_true", help="a smoke run: one round of 0.2 s each")
     parser.add_argument("--svg", type=pathlib.Path, help="write the charts into this folder")
+    parser.add_argument("--apis", type=lambda text: text.split(","), default=list(APIS), help="comma-separated, of: " + ", ".join(APIS))
+    parser.add_argument("--sizes", type=lambda text: [int(kib) << 10 for kib in text.split(",")], default=list(SIZES), help="comma-separated, in KiB (default 1,64)")
     args = parser.parse_args()
     if args.serve:
         return run_server(*args.serve)
     import loop_core
 
     rounds, seconds = (1, 0.2) if args.quick else (args.rounds, args.seconds)
+    apis, sizes = args.apis, args.sizes
+    if unknown := set(apis) - set(APIS):
+        parser.error(f"unknown API {', '.join(sorted(unknown))}: choose from {', '.join(APIS)}")
     client = client_binary()
     loops = list(loop_core.loop_factories())
-    runs = {(loop, api, size): [] for loop in loops for api in APIS for size in SIZES}
+    runs = {(loop, api, size): [] for loop in loops for api in apis for size in sizes}
     for index in range(rounds):
-        for api in APIS:
-            for size in SIZES:
+        for api in apis:
+            for size in sizes:
                 for loop in loop_core.round_order(loops, index):
                     runs[loop, api, size].append(measure_one(client, loop, api, size, seconds))
     median = {key: tuple(statistics.median(r[i] for r in values) for i in range(3)) for key, values in runs.items()}
@@ -162,20 +170,20 @@ def main():
     print(f"  {'api':<9}{'size':>7}  " + "".join(f"{loop:>22}" for loop in loops))
     for label, index, unit in (("req/s", 0, ""), ("MB/s", 1, ""), ("server CPU µs/request", 2, "")):
         print(f"  {label}")
-        for api in APIS:
-            for size in SIZES:
+        for api in apis:
+            for size in sizes:
                 base = median["asyncio", api, size][index]
                 cells = "".join(f"{median[loop, api, size][index]:>14,.1f} ({median[loop, api, size][index] / base:4.2f}x)" for loop in loops)
                 print(f"  {api:<9}{size >> 10:>5}Ki  {cells}")
     print()
-    rows = [(f"  {api:<9}{size >> 10:>5}Ki", {loop: [r[0] for r in runs[loop, api, size]] for loop in loops}, True) for api in APIS for size in SIZES]
+    rows = [(f"  {api:<9}{size >> 10:>5}Ki", {loop: [r[0] for r in runs[loop, api, size]] for loop in loops}, True) for api in apis for size in sizes]
     loop_core.print_rounds_ahead(rows, loops, rounds)
     if args.svg:
         import futures_bridge
 
         args.svg.mkdir(parents=True, exist_ok=True)
-        for size in SIZES:
-            rows = [(f"{api} {loop}", median[loop, api, size][0]) for api in APIS for loop in loops]
+        for size in sizes:
+            rows = [(f"{api} {loop}", median[loop, api, size][0]) for api in apis for loop in loops]
             futures_bridge.svg_bars(f"TCP echo, {size >> 10} KiB requests: requests per second (higher is better)", rows, "/s", args.svg / f"echo-{size >> 10}k.svg")
 
 

@@ -69,3 +69,12 @@ def test_a_lead_counts_as_more_than_noise_only_past_the_sign_tests_bar():
     # P(at least k of n rounds) for two equally fast loops: 5 of 5 is 1/32; 4 of 5 is 6/32, too likely
     assert [loop_core.wins_needed(n) for n in (1, 4, 5, 7, 9, 15, 30)] == [2, 5, 5, 7, 8, 12, 20]
     assert loop_core.round_order(["a", "b", "c"], 0) == ["a", "b", "c"] and loop_core.round_order(["a", "b", "c"], 1) == ["c", "b", "a"]
+
+
+def test_echo_benchmark_measures_only_the_cells_asked_for():
+    out = subprocess.run([sys.executable, ROOT / "benchmarks" / "echo.py", "--quick", "--apis", "sock", "--sizes", "1"],
+                         check=True, capture_output=True, text=True, timeout=300, cwd=ROOT / "benchmarks").stdout
+    assert out.count(f"{'sock':<9}{'1Ki':>7}") == 4 and "64Ki" not in out and "protocol" not in out, out
+    refused = subprocess.run([sys.executable, ROOT / "benchmarks" / "echo.py", "--quick", "--apis", "sock,telnet"],
+                             capture_output=True, text=True, timeout=60, cwd=ROOT / "benchmarks")
+    assert refused.returncode == 2 and "unknown API telnet" in refused.stderr, refused.stderr
