@@ -192,26 +192,54 @@ impl<'a, 'py> State<'a, 'py> {
         Ok(State { transport, offsets })
     }
 
-    /// The attribute's value; unset, the `AttributeError` Python would raise.
-    fn get(&self, attribute: Attribute) -> PyResult<Bound<'py, PyAny>> {
-        let py = self.transport.py();
+    /// The slot's content: NULL when unset, else a reference that the transport owns.
+    fn slot(&self, attribute: Attribute) -> *mut ffi::PyObject {
         // SAFETY: `of` checked the object's class: the slot is a pointer-sized field at this
         // offset, holding NULL (unset) or a reference that the object owns.
-        let value = unsafe { *self.transport.as_ptr().cast::<u8>().add(self.offsets[attribute as usize]).cast::<*mut ffi::PyObject>() };
+        unsafe { *self.transport.as_ptr().cast::<u8>().add(self.offsets[attribute as usize]).cast::<*mut ffi::PyObject>() }
+    }
+
+    /// The attribute's value; unset, the `AttributeError` Python would raise.
+    fn get(&self, attribute: Attribute) -> PyResult<Bound<'py, PyAny>> {
+        let value = self.slot(attribute);
         if value.is_null() {
             return self.transport.getattr(SLOT_NAMES[attribute as usize]);
         }
-        // SAFETY: a live object (see above), to which this takes a reference of its own.
-        Ok(unsafe { Bound::from_borrowed_ptr(py, value) })
+        // SAFETY: a live object (see `slot`), to which this takes a reference of its own.
+        Ok(unsafe { Bound::from_borrowed_ptr(self.transport.py(), value) })
     }
 
+    /// `bool(attribute)`. The values that every message finds, `False`, `True`, the integer 0
+    /// (`_conn_lost`) and an empty `bytearray` (3.11's `_buffer`), are told without a call or a
+    /// reference (`False`, `True` and 0 are singletons: CPython keeps one object for each);
+    /// anything else is asked with `PyObject_IsTrue`, as Python's `if` asks.
     fn is_true(&self, attribute: Attribute) -> PyResult<bool> {
+        let value = self.slot(attribute);
+        // SAFETY: NULL or a live object (see `slot`), only compared and, for an exact bytearray,
+        // measured; the singletons are CPython's.
+        unsafe {
+            if value == ffi::Py_False() || value == small_zero(self.transport.py()) {
+                return Ok(false);
+            }
+            if value == ffi::Py_True() {
+                return Ok(true);
+            }
+            if !value.is_null() && ffi::PyByteArray_CheckExact(value) != 0 {
+                return Ok(ffi::PyByteArray_Size(value) != 0);
+            }
+        }
         self.get(attribute)?.is_truthy()
     }
 
     fn fd(&self) -> PyResult<i32> {
         self.get(Attribute::SockFd)?.extract()
     }
+}
+
+/// CPython's one `0` (small integers are cached, so `self._conn_lost = 0` stores this object).
+fn small_zero(py: Python<'_>) -> *mut ffi::PyObject {
+    static ZERO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    ZERO.get_or_init(py, || 0i32.into_pyobject(py).expect("an int").into_any().unbind()).as_ptr()
 }
 
 /// asyncio's rule for a protocol callback's exception: SystemExit and KeyboardInterrupt
