@@ -30,6 +30,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyType};
 use pyo3::{ffi, intern};
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
 /// asyncio's `_SelectorTransport.max_size`: the most one `recv` asks for.
@@ -171,6 +172,10 @@ static OFFSETS: OnceLock<[usize; 6]> = OnceLock::new();
 /// module object makes its classes anew, with the same slots).
 static CLASSES: GilCell<Vec<Py<PyType>>> = GilCell::new(Vec::new());
 
+/// The last of `CLASSES` that a transport was an exact instance of: the usual case, checked by
+/// address before the list (subclasses are never stored here).
+static LAST_CLASS: AtomicPtr<ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+
 /// A transport's state, read from its slots.
 struct State<'a, 'py> {
     transport: &'a Bound<'py, PyAny>,
@@ -185,7 +190,16 @@ impl<'a, 'py> State<'a, 'py> {
         let py = transport.py();
         let offsets = OFFSETS.get().ok_or_else(|| PyRuntimeError::new_err("mioloop's transport class is not installed"))?;
         // SAFETY: a valid object and class objects, only compared (no Python code runs).
-        let known = CLASSES.with(py, |classes| classes.iter().any(|class| unsafe { ffi::PyObject_TypeCheck(transport.as_ptr(), class.as_ptr().cast()) } != 0));
+        let class = unsafe { ffi::Py_TYPE(transport.as_ptr()) };
+        let known = class == LAST_CLASS.load(Ordering::Relaxed)
+            || CLASSES.with(py, |classes| {
+                if classes.iter().any(|known| known.as_ptr().cast() == class) {
+                    // One of `CLASSES`, which keeps it alive: its address is never another's.
+                    LAST_CLASS.store(class, Ordering::Relaxed);
+                    return true;
+                }
+                classes.iter().any(|known| unsafe { ffi::PyObject_TypeCheck(transport.as_ptr(), known.as_ptr().cast()) } != 0)
+            });
         if !known {
             return Err(PyTypeError::new_err(format!("expected mioloop's socket transport, got {}", transport.get_type().name()?)));
         }
@@ -231,7 +245,22 @@ impl<'a, 'py> State<'a, 'py> {
         self.get(attribute)?.is_truthy()
     }
 
+    /// `_sock_fd`; an exact `int` in range is read with one call, anything else as pyo3 converts.
     fn fd(&self) -> PyResult<i32> {
+        let value = self.slot(Attribute::SockFd);
+        // SAFETY: NULL or a live object (see `slot`); `PyLong_AsLongAndOverflow` reports an int
+        // out of range in `overflow`, without setting an exception.
+        unsafe {
+            if !value.is_null() && ffi::PyLong_CheckExact(value) != 0 {
+                let mut overflow = 0;
+                let fd = ffi::PyLong_AsLongAndOverflow(value, &mut overflow);
+                if overflow == 0 {
+                    if let Ok(fd) = i32::try_from(fd) {
+                        return Ok(fd);
+                    }
+                }
+            }
+        }
         self.get(Attribute::SockFd)?.extract()
     }
 }
