@@ -202,12 +202,11 @@ def wins_needed(rounds, level=0.05):
     """The fewest of `rounds` paired rounds a loop must win for its lead to be more than noise: the
     one-sided sign test, under which two equally fast loops each win a round with even odds.
     More than `rounds` when no count would do."""
-    tail = 0.0
-    for wins in range(rounds, -1, -1):
-        tail += math.comb(rounds, wins) / 2**rounds
-        if tail > level:
-            return wins + 1
-    return 0
+
+    def chance(wins):  # of winning `wins` rounds or more by luck alone
+        return sum(math.comb(rounds, k) for k in range(wins, rounds + 1)) / 2**rounds
+
+    return next(wins for wins in range(rounds + 2) if chance(wins) <= level)
 
 
 def print_rounds_ahead(rows, names, rounds, ours="mioloop"):

@@ -193,12 +193,14 @@ impl<'a, 'py> State<'a, 'py> {
         let class = unsafe { ffi::Py_TYPE(transport.as_ptr()) };
         let known = class == LAST_CLASS.load(Ordering::Relaxed)
             || CLASSES.with(py, |classes| {
-                if classes.iter().any(|known| known.as_ptr().cast() == class) {
-                    // One of `CLASSES`, which keeps it alive: its address is never another's.
-                    LAST_CLASS.store(class, Ordering::Relaxed);
-                    return true;
-                }
-                classes.iter().any(|known| unsafe { ffi::PyObject_TypeCheck(transport.as_ptr(), known.as_ptr().cast()) } != 0)
+                classes.iter().any(|known| {
+                    if known.as_ptr().cast() == class {
+                        // One of `CLASSES`, which keeps it alive: its address is never another's.
+                        LAST_CLASS.store(class, Ordering::Relaxed);
+                        return true;
+                    }
+                    (unsafe { ffi::PyObject_TypeCheck(transport.as_ptr(), known.as_ptr().cast()) }) != 0
+                })
             });
         if !known {
             return Err(PyTypeError::new_err(format!("expected mioloop's socket transport, got {}", transport.get_type().name()?)));
