@@ -76,8 +76,9 @@ impl Clock {
 /// nothing else, so it is untracked while the handle holds it. It is tracked again before it is
 /// given out (`get_context`) or let go, because CPython frees a context assuming it is tracked.
 ///
-/// A copy with no variables in it (what a thread that never set one sends) is not kept at all:
-/// the callback is lent an empty context when it runs, which is the same thing to it, and a
+/// A context with no variables in it (what a thread that never set one sends) is not kept at
+/// all, and not even copied where [`crate::contexts`] can tell it is empty without a copy: the
+/// callback is lent an empty context when it runs, which is the same thing to it, and a
 /// backlog of such handles holds no context objects (a thread sending callbacks faster than the
 /// loop runs them otherwise made a context for each, and the kernel faulted in the memory). The
 /// lent context goes back to [`SPARE_CONTEXT`] after the run if it is still empty and nothing else
@@ -93,19 +94,6 @@ enum ContextKind {
     Shared,
     /// An empty context lent for a run.
     Lent,
-}
-
-/// Whether a `contextvars.Context` has no variables: its type's length slot, called directly
-/// (`len()` goes through the sequence and mapping protocols first; this runs twice per callback).
-///
-/// # Safety
-/// `context` is a `contextvars.Context`: its length is its variables' count, and cannot fail.
-unsafe fn context_is_empty(context: &Bound<'_, PyAny>) -> bool {
-    // SAFETY: as the caller promises; a type's mapping methods, if any, live as long as the type.
-    unsafe {
-        let mapping = (*ffi::Py_TYPE(context.as_ptr())).tp_as_mapping;
-        mapping.as_ref().and_then(|m| m.mp_length).is_some_and(|length| length(context.as_ptr()) == 0)
-    }
 }
 
 /// An empty context no callback holds, for the next one that needs one ([`ContextKind`]).
@@ -188,11 +176,12 @@ impl Handle {
     fn new(py: Python<'_>, callback: Py<PyAny>, args: Py<PyTuple>, context: Option<Py<PyAny>>, event_loop: Py<PyAny>, repeats: bool) -> PyResult<Self> {
         let (context, kind) = match context.filter(|c| !c.is_none(py)) {
             Some(context) => (Some(context), ContextKind::Shared),
+            None if crate::contexts::current_is_empty(py) => (None, ContextKind::Empty),
             None => {
                 // SAFETY: PyContext_CopyCurrent returns a new reference or NULL with an exception set.
                 let copy = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent())? };
                 // SAFETY: PyContext_CopyCurrent makes a contextvars.Context.
-                if unsafe { context_is_empty(&copy) } {
+                if unsafe { crate::contexts::is_empty(copy.as_ptr()) } {
                     (None, ContextKind::Empty)
                 } else {
                     let copy = copy.unbind();
@@ -254,7 +243,7 @@ impl Handle {
                 let context = self.context.with(py, Option::take).expect("a lent context");
                 // SAFETY: a context made by PyContext_New, referenced here.
                 let unshared = unsafe { ffi::Py_REFCNT(context.as_ptr()) } == 1;
-                if unshared && unsafe { context_is_empty(context.bind(py)) } {
+                if unshared && unsafe { crate::contexts::is_empty(context.as_ptr()) } {
                     self.context_kind.with(py, |kind| *kind = ContextKind::Empty);
                     let refused = SPARE_CONTEXT.with(py, |spare| spare.replace(context));
                     if let Some(refused) = refused {

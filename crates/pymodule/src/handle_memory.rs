@@ -5,11 +5,15 @@
 //!   tuples and frames: the allocator's round trip, with the garbage collector's bookkeeping, was
 //!   a tenth of a `call_soon` chain's step (callgrind). They are the class's `tp_alloc` and
 //!   `tp_free`. The list is long enough for the backlog threads sending with
-//!   `call_soon_threadsafe` leave (a few hundred thousand handles when they hold the GIL for a
-//!   while): given back, their memory went back to the kernel, which had to fault it in again
-//!   for the next burst, a fifth of the time of the benchmark's threadsafe workload. So a process
-//!   that once had that many callbacks pending keeps their memory (20 MiB at most) for the next
-//!   time, as `malloc` keeps its heap; a process that never had keeps no more than it used.
+//!   `call_soon_threadsafe` leave: four threads taking turns with the GIL hold it for 5 ms each
+//!   while the loop waits for its turn, and queue up to half a million handles (460,000 of the
+//!   benchmark's 600,000 callbacks were pending at once). Given back, their memory went back to
+//!   the kernel, which had to fault it in again for the next burst: a fifth of the benchmark's
+//!   threadsafe time with no handle kept, and 4,700 page faults per run with a quarter of a
+//!   million kept (2,400 with this list: the ready queue's growth). So a process that once
+//!   had that many callbacks pending keeps their memory (40 MiB at most, less than the 64 MiB
+//!   glibc's `malloc` may keep at the top of its heap) for the next time; a process that never
+//!   had keeps no more than it used.
 //! - The class's `tp_dealloc` ([`dealloc`]) reads the Rust value out of the object and lets go of
 //!   its references with the GIL's token ([`Handle::release`]), past pyo3's destructor, which
 //!   enters pyo3's thread-local bookkeeping for every handle; pyo3 still makes every handle
@@ -28,8 +32,8 @@ use pyo3::types::PyType;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
-/// How many freed handles are kept: 20 MiB at most (80 bytes each, the collector's header included).
-const HANDLES_KEPT: usize = 262_144;
+/// How many freed handles are kept: 40 MiB at most (80 bytes each, the collector's header included).
+const HANDLES_KEPT: usize = 524_288;
 
 /// Freed handles' memory.
 static FREE_HANDLES: GilCell<Vec<FreeHandle>> = GilCell::new(Vec::new());

@@ -20,6 +20,7 @@
 
 pub mod bridge;
 pub(crate) mod cmethod;
+pub(crate) mod contexts;
 pub mod event_loop;
 pub mod future;
 pub(crate) mod gil;
@@ -51,6 +52,8 @@ pub mod mioloop {
         crate::future::install_slots::<crate::future::Future>(&py.get_type::<crate::future::Future>());
         crate::future::install_slots::<crate::task::Task>(&py.get_type::<crate::task::Task>());
         crate::handle_memory::install(&py.get_type::<crate::event_loop::Handle>())?;
+        crate::contexts::install(py)?;
+        module.add("_finds_current_context", crate::contexts::found())?;
         let core = py.get_type::<crate::event_loop::EventLoopCore>();
         crate::event_loop::install_call_soon(&core)?;
         crate::sock::install(&core)?;
