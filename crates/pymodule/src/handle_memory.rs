@@ -16,8 +16,8 @@
 //!   had keeps no more than it used.
 //! - The class's `tp_dealloc` ([`dealloc`]) reads the Rust value out of the object and lets go of
 //!   its references with the GIL's token ([`Handle::release`]), past pyo3's destructor, which
-//!   enters pyo3's thread-local bookkeeping for every handle; pyo3 still makes every handle
-//!   ([`new_object`]).
+//!   enters pyo3's thread-local bookkeeping for every handle; [`new_object`] makes one the same
+//!   way back, past pyo3's constructor.
 //!
 //! Only exact `Handle`s take these paths; a `TimerHandle` or a Python subclass of `Handle` is
 //! laid out differently, and is freed by pyo3 and CPython. Where pyo3 keeps the Rust value
@@ -81,7 +81,9 @@ pub(crate) fn install(class: &Bound<'_, PyType>) -> PyResult<()> {
         // The deallocator reads the value and the weak-reference list, and nothing else, which
         // is all pyo3's own deallocator does for a class like this one (no `__dict__`, `frozen`,
         // `Send`: its other fields have nothing to drop).
-        if layout.weaklist == 0 || layout.value + std::mem::size_of::<Handle>() > layout.size {
+        let value_end = layout.value + std::mem::size_of::<Handle>();
+        let weaklist_apart = layout.weaklist >= value_end || layout.weaklist + std::mem::size_of::<usize>() <= layout.value;
+        if layout.weaklist == 0 || !weaklist_apart || value_end > layout.size || (*class).tp_dictoffset != 0 {
             return Err(pyo3::exceptions::PyRuntimeError::new_err("pyo3 laid a Handle out in a way mioloop does not know"));
         }
         drop(probe);
@@ -97,12 +99,32 @@ pub(crate) fn install(class: &Bound<'_, PyType>) -> PyResult<()> {
 
 /// A new `Handle` object holding `value`, untracked by the garbage collector: a handle has no
 /// `__traverse__`, so the collector could find nothing through it (`EventLoopCore::new_handle`
-/// says why none is needed). pyo3 makes it, through the class's `tp_alloc` ([`alloc`]).
+/// says why none is needed).
+///
+/// Made here, not by pyo3: pyo3 calls `object.__new__` with an empty tuple of arguments, which
+/// checks them and then calls the class's `tp_alloc`, and looks the slots up on the way, a hundred
+/// instructions of the 2,100 a `call_soon_threadsafe` callback costs, sent and run (callgrind).
+/// What pyo3 writes into a new object of this class is the value and an empty weak-reference list
+/// (its borrow flag and thread checker take no room in a `frozen`, `Send` class), and that is
+/// what is written here, where [`install`] measured pyo3 keeps them.
 pub(crate) fn new_object(py: Python<'_>, value: Handle) -> PyResult<Py<Handle>> {
-    let handle = Py::new(py, value)?;
-    // SAFETY: a live object that we own a reference to; untracking an untracked one does nothing.
-    unsafe { ffi::PyObject_GC_UnTrack(handle.as_ptr().cast()) };
-    Ok(handle)
+    let layout = layout();
+    // SAFETY: `alloc` returns a new reference to an object of the class (kept memory made an
+    // object again, or CPython's zeroed allocation), or NULL with an exception set. Its value
+    // and weak-reference list are where `install` measured them, within the object, and are
+    // written once, before anything else sees the object; untracking an untracked object does
+    // nothing.
+    unsafe {
+        let object = alloc(layout.class as *mut ffi::PyTypeObject, 0);
+        if object.is_null() {
+            value.release(py);
+            return Err(PyErr::fetch(py));
+        }
+        ffi::PyObject_GC_UnTrack(object.cast());
+        std::ptr::write(object.cast::<u8>().add(layout.value).cast::<Handle>(), value);
+        *object.cast::<u8>().add(layout.weaklist).cast::<*mut ffi::PyObject>() = std::ptr::null_mut();
+        Ok(Bound::from_owned_ptr(py, object).cast_into_unchecked::<Handle>().unbind())
+    }
 }
 
 /// `tp_alloc`: a kept handle made an object again (with a reference to its class, as

@@ -37,6 +37,12 @@ impl Connection {
     }
 
     /// Sends and receives what the socket allows now; returns how many requests completed.
+    ///
+    /// A request just sent in full, with nothing of its answer read yet, waits for the poll to
+    /// say the socket is readable: reading at once would find nothing, twice per request (the
+    /// answer cannot be back that soon), and those two failed reads made the client as costly
+    /// per request as the server it measures. The poll is edge-triggered, and an edge comes
+    /// with every arrival, so the answer is never missed.
     fn advance(&mut self, index: usize) -> Result<u64, String> {
         let mut completed = 0;
         loop {
@@ -48,6 +54,9 @@ impl Connection {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => progressed = true,
                     Err(e) => return Err(format!("connection {index}: {e}")),
+                }
+                if self.sent == self.request.len() && self.received == 0 {
+                    return Ok(completed);
                 }
             }
             if self.received < self.answer.len() {
