@@ -218,8 +218,14 @@ def test_handles_are_reused_without_a_trace_of_their_past(loop):
     assert all(type(handle) is mioloop.Handle and not gc.is_tracked(handle) for handle in new)
     assert all(not handle.cancelled() and handle._args == (i,) for i, handle in enumerate(new))
     assert {type(loop.call_later(1, print)) for _ in range(10)} == {mioloop.TimerHandle}
+    again = weakref.ref(new[0], notified.append)  # a recycled handle's weak-reference list starts empty
+    assert again() is new[0] and len(notified) == 100
     for handle in new:
         handle.cancel()
+    del new, handle
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert again() is None and notified[-1] is again
     gc.collect()
 
 
