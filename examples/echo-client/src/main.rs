@@ -40,9 +40,9 @@ impl Connection {
     ///
     /// A request just sent in full, with nothing of its answer read yet, waits for the poll to
     /// say the socket is readable: reading at once would find nothing, twice per request (the
-    /// answer cannot be back that soon), and those two failed reads made the client as costly
-    /// per request as the server it measures. The poll is edge-triggered, and an edge comes
-    /// with every arrival, so the answer is never missed.
+    /// answer cannot be back that soon), about 0.3 µs of the client's 6.4 per request at 1 KiB.
+    /// The poll is edge-triggered, and an edge comes with every arrival, so the answer is never
+    /// missed.
     fn advance(&mut self, index: usize) -> Result<u64, String> {
         let mut completed = 0;
         loop {
