@@ -7,7 +7,8 @@ Rust): 10 connections, each sending SIZE bytes and reading them back, again and 
 echoed byte compared. Reported per loop: requests per second, MB/s, and the server's CPU time per
 request (from /proc/PID/stat), as the median of the rounds; every variant runs once per round,
 interleaved (the loops in forward order one round, backward the next), and ratios are to asyncio.
-A last table counts the rounds in which mioloop served more requests than each other loop.
+Two last tables compare mioloop with each other loop round by round: the number of rounds in which
+it served more requests, and the median of the rounds' ratios with a 95% interval.
 
     python benchmarks/echo.py [--rounds 3] [--seconds 2] [--quick] [--svg DIR]
                               [--apis protocol,streams,sock] [--sizes 1,64]

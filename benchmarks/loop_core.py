@@ -4,7 +4,8 @@ Compares asyncio, uvloop, rloop and mioloop on the same workloads, interleaved i
 loop once per round and workload, in forward order one round and backward the next), and prints the
 median of each with its ratio to asyncio. Absolute numbers depend on the machine; ratios measured in
 one run are what to compare. A second table counts the rounds in which mioloop was ahead of each
-other loop, run for run, and says how many it takes for a lead to be more than noise (a sign test).
+other loop, run for run, and says how many it takes for a lead to be more than noise (a sign test);
+a third gives the median of the rounds' ratios with a 95% interval for it.
 A last line says whether each loop runs a call_soon_threadsafe callback in the sender's context, as
 asyncio does: a loop that skips that copy does less per callback, and its threadsafe rate is not
 comparable.
@@ -209,9 +210,28 @@ def wins_needed(rounds, level=0.05):
     return next(wins for wins in range(rounds + 2) if chance(wins) <= level)
 
 
+def median_interval(ratios, level=0.05):
+    """The median of `ratios` (one per round) and an interval that holds the true median with at
+    least 1 - `level` confidence whatever the noise's shape: the k-th smallest and k-th largest
+    ratio, for the largest k with P(fewer than k of n rounds fall below the median) <= level / 2,
+    each round falling below it with even odds (the sign test's reasoning, turned into an interval).
+    The interval is None when there are too few rounds for one (fewer than 6 at 5%)."""
+    ordered = sorted(ratios)
+    n = len(ordered)
+
+    def below(k):  # P(fewer than k of n rounds below the median)
+        return sum(math.comb(n, i) for i in range(k)) / 2**n
+
+    k = max((k for k in range(1, n // 2 + 1) if below(k) <= level / 2), default=None)
+    interval = None if k is None else (ordered[k - 1], ordered[n - k])
+    return statistics.median(ordered), interval
+
+
 def print_rounds_ahead(rows, names, rounds, ours="mioloop"):
     """For each row (label, {loop: one value per round}, higher_is_better), the number of rounds in
-    which `ours` did better than each other loop, compared within the round."""
+    which `ours` did better than each other loop, compared within the round; then the median of
+    the rounds' ratios, `ours` to each other loop (above 1: `ours` did better), with its 95%
+    interval: below 1 at its top, `ours` is behind beyond noise; above 1 at its bottom, ahead."""
     others = [name for name in names if name != ours]
     needed = wins_needed(rounds)
     verdict = f"a lead is more than noise from {needed} (sign test, p < 0.05)" if needed <= rounds else "too few rounds to tell a lead from noise"
@@ -224,6 +244,16 @@ def print_rounds_ahead(rows, names, rounds, ours="mioloop"):
 
         cells = [sum(ahead(m, t) for m, t in zip(values[ours], values[other])) for other in others]
         print(f"{label:<{width}}" + "".join(f"{c:>10}" for c in cells))
+    print()
+    print(f"{ours} to each loop, median of the rounds' ratios [95% interval] (above 1: {ours} did better)")
+    print(f"{'':<{width}}" + "".join(f"{name:>20}" for name in others))
+    for label, values, higher_is_better in rows:
+        cells = []
+        for other in others:
+            pairs = zip(values[ours], values[other])
+            median, interval = median_interval([m / t if higher_is_better else t / m for m, t in pairs])
+            cells.append(f"{median:.2f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""))
+        print(f"{label:<{width}}" + "".join(f"{c:>20}" for c in cells))
 
 
 def run_fresh(factory, workload, n):
