@@ -178,7 +178,7 @@ def main():
                 print(f"  {api:<9}{size >> 10:>5}Ki  {cells}")
     print()
     rows = [(f"  {api:<9}{size >> 10:>5}Ki", {loop: [r[0] for r in runs[loop, api, size]] for loop in loops}, True) for api in apis for size in sizes]
-    loop_core.print_rounds_ahead(rows, loops, rounds)
+    loop_core.print_round_by_round(rows, loops, rounds)
     if args.svg:
         import futures_bridge
 

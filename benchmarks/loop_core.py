@@ -212,22 +212,19 @@ def wins_needed(rounds, level=0.05):
 
 def median_interval(ratios, level=0.05):
     """The median of `ratios` (one per round) and an interval that holds the true median with at
-    least 1 - `level` confidence whatever the noise's shape: the k-th smallest and k-th largest
-    ratio, for the largest k with P(fewer than k of n rounds fall below the median) <= level / 2,
-    each round falling below it with even odds (the sign test's reasoning, turned into an interval).
-    The interval is None when there are too few rounds for one (fewer than 6 at 5%)."""
+    least 1 - `level` confidence whatever the noise's shape, each round falling below it with even
+    odds (the sign test's reasoning, turned into an interval): the k-th smallest and the k-th
+    largest ratio, where n + 1 - k is the sign test's bar at `level` / 2, so that the true median
+    is outside only if as many rounds as that bar fell on one side of it by luck. The interval is
+    None when there are too few rounds for one (fewer than 6 at 5%)."""
     ordered = sorted(ratios)
     n = len(ordered)
-
-    def below(k):  # P(fewer than k of n rounds below the median)
-        return sum(math.comb(n, i) for i in range(k)) / 2**n
-
-    k = max((k for k in range(1, n // 2 + 1) if below(k) <= level / 2), default=None)
-    interval = None if k is None else (ordered[k - 1], ordered[n - k])
+    k = n + 1 - wins_needed(n, level / 2)
+    interval = (ordered[k - 1], ordered[n - k]) if k >= 1 else None
     return statistics.median(ordered), interval
 
 
-def print_rounds_ahead(rows, names, rounds, ours="mioloop"):
+def print_round_by_round(rows, names, rounds, ours="mioloop"):
     """For each row (label, {loop: one value per round}, higher_is_better), the number of rounds in
     which `ours` did better than each other loop, compared within the round; then the median of
     the rounds' ratios, `ours` to each other loop (above 1: `ours` did better), with its 95%
@@ -296,7 +293,7 @@ def main():
     rows = [(title, results[title], True) for title, _, _ in WORKLOADS]
     rows += [(f"wake-up latency {label}", {name: [v[index] for v in latency[name]] for name in names}, False) for index, label in ((0, "p50"), (1, "p99"))]
     print()
-    print_rounds_ahead(rows, names, args.rounds)
+    print_round_by_round(rows, names, args.rounds)
     print()
     keeps = {name: run_fresh(factories[name], lambda loop, _: threadsafe_keeps_context(loop), 0) for name in names}
     print(f"{'threadsafe callback in sender context':<{width}}" + "".join(f"{'yes' if keeps[n] else 'NO':>20}" for n in names))
